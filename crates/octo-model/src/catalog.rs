@@ -192,13 +192,19 @@ impl CatalogBuilder {
         for file in self.files {
             for (name, ty) in file.types {
                 if name == ROOT_TYPE {
-                    return Err(schema_err(&file.source, format!("`{ROOT_TYPE}` is the implicit root type and cannot be declared")));
+                    return Err(schema_err(
+                        &file.source,
+                        format!("`{ROOT_TYPE}` is the implicit root type and cannot be declared"),
+                    ));
                 }
                 if !is_type_name(&name) {
                     return Err(schema_err(&file.source, format!("type name `{name}` must be an ASCII identifier")));
                 }
                 if let Some((other, _)) = raw.get(&name) {
-                    return Err(schema_err(&file.source, format!("type `{name}` is already declared in {}", other.display())));
+                    return Err(schema_err(
+                        &file.source,
+                        format!("type `{name}` is already declared in {}", other.display()),
+                    ));
                 }
                 raw.insert(name, (file.source.clone(), ty));
             }
@@ -329,7 +335,7 @@ fn resolve_type(
         }
     }
     for k in ty.reverse_names.keys() {
-        if !fields.get(k).is_some_and(|f| f.reference().is_some()) {
+        if fields.get(k).is_none_or(|f| f.reference().is_none()) {
             return Err(schema_err(source, format!("{name}: reverse name for `{k}`, which is not a reference field")));
         }
     }
@@ -357,15 +363,24 @@ fn check_references(c: &CatalogInner) -> Result<(), ModelError> {
         for f in t.fields.values() {
             if let Some(spec) = f.reference() {
                 if !c.types.contains_key(&spec.target) {
-                    return Err(schema_err(&t.source, format!("{}.{}: reference to unknown type `{}`", t.name, f.name, spec.target)));
+                    return Err(schema_err(
+                        &t.source,
+                        format!("{}.{}: reference to unknown type `{}`", t.name, f.name, spec.target),
+                    ));
                 }
                 if spec.target == ROOT_TYPE && spec.embed == KeyEmbed::NaturalKey && t.natural_key.contains(&f.name) {
-                    return Err(schema_err(&t.source, format!("{}.{}: a reference to any type must embed the full key", t.name, f.name)));
+                    return Err(schema_err(
+                        &t.source,
+                        format!("{}.{}: a reference to any type must embed the full key", t.name, f.name),
+                    ));
                 }
             }
             if let (Some(default), FieldKind::Enum(values)) = (&f.default, &f.kind) {
                 if !default.as_str().is_some_and(|d| values.iter().any(|v| v == d)) {
-                    return Err(schema_err(&t.source, format!("{}.{}: default {default} is not one of the values", t.name, f.name)));
+                    return Err(schema_err(
+                        &t.source,
+                        format!("{}.{}: default {default} is not one of the values", t.name, f.name),
+                    ));
                 }
             }
         }

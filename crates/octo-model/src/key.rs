@@ -31,7 +31,8 @@ impl Reference {
             Some(parts) => parts,
             None => (key, ""),
         };
-        let def = catalog.get(type_name).map_err(|_| ModelError::key(key, format!("unknown object type '{type_name}'")))?;
+        let def =
+            catalog.get(type_name).map_err(|_| ModelError::key(key, format!("unknown object type '{type_name}'")))?;
         if def.is_abstract {
             return Err(ModelError::key(key, format!("object type '{type_name}' is abstract")));
         }
@@ -43,7 +44,10 @@ impl Reference {
         let mut canonical = vec![type_name.to_owned()];
         let tokens = parser.parse_type(def, &mut canonical)?;
         if parser.pos != segments.len() {
-            return Err(ModelError::key(key, format!("{} unexpected trailing segment(s)", segments.len() - parser.pos)));
+            return Err(ModelError::key(
+                key,
+                format!("{} unexpected trailing segment(s)", segments.len() - parser.pos),
+            ));
         }
         Ok(ParsedReference { reference: Reference(canonical.join("|")), tokens })
     }
@@ -210,11 +214,15 @@ impl<'a> KeyParser<'a> {
                 FieldKind::Reference(spec) => Token::Node(self.parse_target(&spec.target, out)?),
                 kind => {
                     let raw = self.next()?;
-                    let text = unescape_leaf(raw)
-                        .ok_or_else(|| ModelError::key(self.key, format!("{}.{name}: bad escape in '{raw}'", def.name)))?;
+                    let text = unescape_leaf(raw).ok_or_else(|| {
+                        ModelError::key(self.key, format!("{}.{name}: bad escape in '{raw}'", def.name))
+                    })?;
                     let leaf = if f.key_hash == Some(KeyHash::Sha1) {
                         if text.len() != 40 || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-                            return Err(ModelError::key(self.key, format!("{}.{name}: expected a SHA-1 hex digest", def.name)));
+                            return Err(ModelError::key(
+                                self.key,
+                                format!("{}.{name}: expected a SHA-1 hex digest", def.name),
+                            ));
                         }
                         text.into_owned()
                     } else if text.is_empty() && f.optional {
@@ -299,4 +307,21 @@ fn sha1_hex(text: &str) -> String {
     use sha1::{Digest, Sha1};
     let digest = Sha1::digest(text.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Tokens {
+    /// The token tree as JSON: `{"object_type": …, field: leaf or nested object}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        map.insert("object_type".into(), serde_json::Value::String(self.type_name.clone()));
+        for (name, token) in &self.fields {
+            let v = match token {
+                Token::Leaf(s) => serde_json::Value::String(s.clone()),
+                Token::Node(t) => t.to_json(),
+                Token::Missing => serde_json::Value::Null,
+            };
+            map.insert(name.clone(), v);
+        }
+        serde_json::Value::Object(map)
+    }
 }

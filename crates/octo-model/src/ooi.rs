@@ -146,9 +146,9 @@ impl Catalog {
                 None if f.optional => Value::Null,
                 None => return Err(ModelError::field(object_type, name, "is required")),
                 Some(raw) if f.list => match raw {
-                    Json::Array(items) => Value::List(
-                        items.iter().map(|item| self.coerce(def, f, item)).collect::<Result<_, _>>()?,
-                    ),
+                    Json::Array(items) => {
+                        Value::List(items.iter().map(|item| self.coerce(def, f, item)).collect::<Result<_, _>>()?)
+                    }
                     _ => return Err(ModelError::field(object_type, name, "must be a list")),
                 },
                 Some(raw) => self.coerce(def, f, raw)?,
@@ -171,7 +171,9 @@ impl Catalog {
                 }
                 Ok(Value::Ref(r))
             }
-            (FieldKind::Reference(spec), _) => Err(err(format!("must be a reference (key string) to a {}", spec.target))),
+            (FieldKind::Reference(spec), _) => {
+                Err(err(format!("must be a reference (key string) to a {}", spec.target)))
+            }
             (FieldKind::Int { min, max }, Json::Number(n)) => match n.as_i64() {
                 Some(i) => check_int(i, *min, *max).map_err(err),
                 None => Err(err(format!("{n} is not an integer"))),

@@ -63,8 +63,8 @@ pub(crate) struct SchemaFile {
 impl SchemaFile {
     /// Parses schema text; `source` names the file in errors (toml reports line and column).
     pub fn parse(source: &Path, text: &str) -> Result<Self, ModelError> {
-        let types: IndexMap<String, RawType> = toml::from_str(text)
-            .map_err(|e| ModelError::Schema { file: source.to_owned(), message: e.to_string() })?;
+        let types: IndexMap<String, RawType> =
+            toml::from_str(text).map_err(|e| ModelError::Schema { file: source.to_owned(), message: e.to_string() })?;
         Ok(SchemaFile { source: source.to_owned(), types })
     }
 
@@ -183,12 +183,7 @@ impl FieldDef {
     }
 }
 
-pub(crate) fn resolve_field(
-    file: &Path,
-    type_name: &str,
-    name: &str,
-    raw: &RawField,
-) -> Result<FieldDef, ModelError> {
+pub(crate) fn resolve_field(file: &Path, type_name: &str, name: &str, raw: &RawField) -> Result<FieldDef, ModelError> {
     let err = |message: String| ModelError::Schema {
         file: file.to_owned(),
         message: format!("{type_name}.{name}: {message}"),
@@ -256,7 +251,9 @@ pub(crate) fn resolve_field(
             }
         },
     };
-    if raw.target.is_none() && (raw.key_embed.is_some() || raw.max_issue_scan_level.is_some() || raw.max_inherit_scan_level.is_some()) {
+    if raw.target.is_none()
+        && (raw.key_embed.is_some() || raw.max_issue_scan_level.is_some() || raw.max_inherit_scan_level.is_some())
+    {
         return Err(err("key_embed and scan-level caps apply to references only".into()));
     }
     if raw.values.is_some() && !matches!(kind, FieldKind::Enum(_)) {

@@ -11,16 +11,63 @@ fn ooi(catalog: &Catalog, doc: serde_json::Value) -> octo_model::Ooi {
 fn builtin_covers_octopoes_classes() {
     let c = Catalog::builtin();
     let expected = [
-        "Network", "IPAddressV4", "IPAddressV6", "IPPort", "AutonomousSystem", "IPV4NetBlock", "IPV6NetBlock",
-        "Hostname", "DNSZone", "ResolvedHostname", "DNSARecord", "DNSAAAARecord", "DNSMXRecord", "DNSNSRecord",
-        "DNSCNAMERecord", "DNSTXTRecord", "DNSSOARecord", "DNSPTRRecord", "DNSCAARecord", "NXDOMAIN",
-        "DNSSPFRecord", "DNSSPFMechanismIP", "DNSSPFMechanismHostname", "DNSSPFMechanismNetBlock",
-        "DMARCTXTRecord", "DKIMExists", "DKIMSelector", "DKIMKey", "X509Certificate",
-        "SubjectAlternativeNameHostname", "SubjectAlternativeNameIP", "SubjectAlternativeNameQualifier",
-        "Service", "IPService", "TLSCipher", "Software", "SoftwareInstance", "Website", "HostnameHTTPURL",
-        "IPAddressHTTPURL", "HTTPResource", "HTTPHeader", "HTTPHeaderURL", "HTTPHeaderHostname", "URL",
-        "SecurityTXT", "Finding", "MutedFinding", "KATFindingType", "CVEFindingType", "CWEFindingType",
-        "CAPECFindingType", "RetireJSFindingType", "SnykFindingType", "ADRFindingType", "Config", "Question",
+        "Network",
+        "IPAddressV4",
+        "IPAddressV6",
+        "IPPort",
+        "AutonomousSystem",
+        "IPV4NetBlock",
+        "IPV6NetBlock",
+        "Hostname",
+        "DNSZone",
+        "ResolvedHostname",
+        "DNSARecord",
+        "DNSAAAARecord",
+        "DNSMXRecord",
+        "DNSNSRecord",
+        "DNSCNAMERecord",
+        "DNSTXTRecord",
+        "DNSSOARecord",
+        "DNSPTRRecord",
+        "DNSCAARecord",
+        "NXDOMAIN",
+        "DNSSPFRecord",
+        "DNSSPFMechanismIP",
+        "DNSSPFMechanismHostname",
+        "DNSSPFMechanismNetBlock",
+        "DMARCTXTRecord",
+        "DKIMExists",
+        "DKIMSelector",
+        "DKIMKey",
+        "X509Certificate",
+        "SubjectAlternativeNameHostname",
+        "SubjectAlternativeNameIP",
+        "SubjectAlternativeNameQualifier",
+        "Service",
+        "IPService",
+        "TLSCipher",
+        "Software",
+        "SoftwareInstance",
+        "Website",
+        "HostnameHTTPURL",
+        "IPAddressHTTPURL",
+        "HTTPResource",
+        "HTTPHeader",
+        "HTTPHeaderURL",
+        "HTTPHeaderHostname",
+        "URL",
+        "SecurityTXT",
+        "Finding",
+        "MutedFinding",
+        "KATFindingType",
+        "CVEFindingType",
+        "CWEFindingType",
+        "CAPECFindingType",
+        "RetireJSFindingType",
+        "SnykFindingType",
+        "ADRFindingType",
+        "Config",
+        "Question",
     ];
     for name in expected {
         let t = c.get(name).unwrap_or_else(|_| panic!("missing {name}"));
@@ -58,23 +105,64 @@ fn keys_match_octopoes() {
     let c = Catalog::builtin();
     let cases = [
         (json!({"object_type": "Network", "name": "internet"}), "Network|internet"),
-        (json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": "192.0.2.1"}), "IPAddressV4|internet|192.0.2.1"),
-        (json!({"object_type": "IPAddressV6", "network": "Network|internet", "address": "2001:DB8:0:0::1"}), "IPAddressV6|internet|2001:db8::1"),
-        (json!({"object_type": "Hostname", "network": "Network|internet", "name": "Example.COM"}), "Hostname|internet|example.com"),
-        (json!({"object_type": "IPPort", "address": "IPAddressV4|internet|192.0.2.1", "protocol": "tcp", "port": 443}), "IPPort|internet|192.0.2.1|tcp|443"),
+        (
+            json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": "192.0.2.1"}),
+            "IPAddressV4|internet|192.0.2.1",
+        ),
+        (
+            json!({"object_type": "IPAddressV6", "network": "Network|internet", "address": "2001:DB8:0:0::1"}),
+            "IPAddressV6|internet|2001:db8::1",
+        ),
+        (
+            json!({"object_type": "Hostname", "network": "Network|internet", "name": "Example.COM"}),
+            "Hostname|internet|example.com",
+        ),
+        (
+            json!({"object_type": "IPPort", "address": "IPAddressV4|internet|192.0.2.1", "protocol": "tcp", "port": 443}),
+            "IPPort|internet|192.0.2.1|tcp|443",
+        ),
         (json!({"object_type": "Service", "name": "https"}), "Service|https"),
-        (json!({"object_type": "IPService", "ip_port": "IPPort|internet|192.0.2.1|tcp|443", "service": "Service|https"}), "IPService|internet|192.0.2.1|tcp|443|https"),
-        (json!({"object_type": "Website", "ip_service": "IPService|internet|192.0.2.1|tcp|443|https", "hostname": "Hostname|internet|example.com"}), "Website|internet|192.0.2.1|tcp|443|https|internet|example.com"),
+        (
+            json!({"object_type": "IPService", "ip_port": "IPPort|internet|192.0.2.1|tcp|443", "service": "Service|https"}),
+            "IPService|internet|192.0.2.1|tcp|443|https",
+        ),
+        (
+            json!({"object_type": "Website", "ip_service": "IPService|internet|192.0.2.1|tcp|443|https", "hostname": "Hostname|internet|example.com"}),
+            "Website|internet|192.0.2.1|tcp|443|https|internet|example.com",
+        ),
         (json!({"object_type": "Software", "name": "nginx", "version": "1.25.3"}), "Software|nginx|1.25.3|"),
-        (json!({"object_type": "SoftwareInstance", "ooi": "IPPort|internet|192.0.2.1|tcp|443", "software": "Software|nginx|1.25.3|"}), "SoftwareInstance|IPPort|internet|192.0.2.1|tcp|443|Software|nginx|1.25.3|"),
+        (
+            json!({"object_type": "SoftwareInstance", "ooi": "IPPort|internet|192.0.2.1|tcp|443", "software": "Software|nginx|1.25.3|"}),
+            "SoftwareInstance|IPPort|internet|192.0.2.1|tcp|443|Software|nginx|1.25.3|",
+        ),
         (json!({"object_type": "KATFindingType", "id": "KAT-OPEN-PORT"}), "KATFindingType|KAT-OPEN-PORT"),
         (json!({"object_type": "CVEFindingType", "id": " cve-2021-41773 "}), "CVEFindingType|CVE-2021-41773"),
-        (json!({"object_type": "Finding", "ooi": "IPPort|internet|192.0.2.1|tcp|443", "finding_type": "KATFindingType|KAT-OPEN-PORT"}), "Finding|IPPort|internet|192.0.2.1|tcp|443|KAT-OPEN-PORT"),
-        (json!({"object_type": "HostnameHTTPURL", "network": "Network|internet", "scheme": "https", "netloc": "Hostname|internet|example.com", "port": 443, "path": "/"}), "HostnameHTTPURL|https|internet|example.com|443|/"),
-        (json!({"object_type": "DNSCAARecord", "hostname": "Hostname|internet|example.com", "tag": "issue", "value": "letsencrypt.org"}), "DNSCAARecord|internet|example.com||issue|letsencrypt.org"),
-        (json!({"object_type": "X509Certificate", "valid_from": "2024-01-01", "valid_until": "2025-01-01", "serial_number": "0A1B"}), "X509Certificate||0A1B"),
+        (
+            json!({"object_type": "Finding", "ooi": "IPPort|internet|192.0.2.1|tcp|443", "finding_type": "KATFindingType|KAT-OPEN-PORT"}),
+            "Finding|IPPort|internet|192.0.2.1|tcp|443|KAT-OPEN-PORT",
+        ),
+        (
+            json!({"object_type": "HostnameHTTPURL", "network": "Network|internet", "scheme": "https", "netloc": "Hostname|internet|example.com", "port": 443, "path": "/"}),
+            "HostnameHTTPURL|https|internet|example.com|443|/",
+        ),
+        (
+            json!({"object_type": "DNSCAARecord", "hostname": "Hostname|internet|example.com", "tag": "issue", "value": "letsencrypt.org"}),
+            "DNSCAARecord|internet|example.com||issue|letsencrypt.org",
+        ),
+        (
+            json!({"object_type": "X509Certificate", "valid_from": "2024-01-01", "valid_until": "2025-01-01", "serial_number": "0A1B"}),
+            "X509Certificate||0A1B",
+        ),
+        // References to any type embed the full key (Octopoes embeds only the natural key here).
+        (
+            json!({"object_type": "Config", "ooi": "Hostname|internet|example.com", "bit_id": "check-hsts-header", "config": {"max-age": 31536000}}),
+            "Config|Hostname|internet|example.com|check-hsts-header",
+        ),
         // Octopoes keys TXT records by the SHA-1 of the value.
-        (json!({"object_type": "DNSTXTRecord", "hostname": "Hostname|internet|example.com", "value": "v=spf1 -all"}), "DNSTXTRecord|internet|example.com|d2b1e35921ca5499e137cdbf735817cf89874cd3"),
+        (
+            json!({"object_type": "DNSTXTRecord", "hostname": "Hostname|internet|example.com", "value": "v=spf1 -all"}),
+            "DNSTXTRecord|internet|example.com|d2b1e35921ca5499e137cdbf735817cf89874cd3",
+        ),
     ];
     for (doc, key) in cases {
         let o = ooi(&c, doc.clone());
@@ -103,7 +191,11 @@ fn tokens_are_typed_and_nested() {
     assert_eq!(f.tokens()["finding_type"].as_node().unwrap().type_name, "FindingType");
     assert_eq!(f.tokens()["finding_type"]["id"], "KAT-OPEN-PORT");
 
-    let u = Reference::parse("HTTPResource|internet|192.0.2.1|tcp|80|http|internet|a.example|http|internet|192.0.2.1|80|/x", &c).unwrap();
+    let u = Reference::parse(
+        "HTTPResource|internet|192.0.2.1|tcp|80|http|internet|a.example|http|internet|192.0.2.1|80|/x",
+        &c,
+    )
+    .unwrap();
     assert_eq!(u.tokens()["web_url"].as_node().unwrap().type_name, "IPAddressHTTPURL");
     assert_eq!(u.tokens()["website"]["hostname"]["name"], "a.example");
 }
@@ -144,9 +236,18 @@ fn bad_keys_say_why() {
 fn validation_errors_name_the_field() {
     let c = Catalog::builtin();
     let cases = [
-        (json!({"object_type": "IPPort", "address": "IPAddressV4|internet|192.0.2.1", "protocol": "tcp", "port": 70000}), "IPPort.port"),
-        (json!({"object_type": "IPPort", "address": "IPAddressV4|internet|192.0.2.1", "protocol": "tcp"}), "IPPort.port: is required"),
-        (json!({"object_type": "IPPort", "address": "Hostname|internet|a.example", "protocol": "tcp", "port": 1}), "is not a IPAddress"),
+        (
+            json!({"object_type": "IPPort", "address": "IPAddressV4|internet|192.0.2.1", "protocol": "tcp", "port": 70000}),
+            "IPPort.port",
+        ),
+        (
+            json!({"object_type": "IPPort", "address": "IPAddressV4|internet|192.0.2.1", "protocol": "tcp"}),
+            "IPPort.port: is required",
+        ),
+        (
+            json!({"object_type": "IPPort", "address": "Hostname|internet|a.example", "protocol": "tcp", "port": 1}),
+            "is not a IPAddress",
+        ),
         (json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": "2001:db8::1"}), "not an IPv4"),
         (json!({"object_type": "Hostname", "network": "Network|internet", "name": "bad name"}), "Hostname.name"),
         (json!({"object_type": "Network", "name": "internet", "colour": "red"}), "Network.colour: no such field"),
@@ -196,7 +297,10 @@ fields.users = { type = "string", list = true, optional = true }
     )
     .unwrap();
     let c = CatalogBuilder::with_builtin().add_dir(dir.path()).build().unwrap();
-    let o = ooi(&c, json!({"object_type": "VPNGateway", "address": "IPAddressV4|internet|192.0.2.9", "vendor": "Fortinet", "users": ["a|b", "c"]}));
+    let o = ooi(
+        &c,
+        json!({"object_type": "VPNGateway", "address": "IPAddressV4|internet|192.0.2.9", "vendor": "Fortinet", "users": ["a|b", "c"]}),
+    );
     assert_eq!(o.primary_key().as_str(), "VPNGateway|internet|192.0.2.9|fortinet");
     assert_eq!(Reference::parse(o.primary_key().as_str(), &c).unwrap().tokens()["vendor"], "fortinet");
 }
@@ -214,7 +318,8 @@ fn bad_schema_files_name_the_file() {
         ("[A]\nnatural_key = [\"x\"]\nfields.x = { ref = \"OOI\", key_embed = \"natural_key\" }\n", "full key"),
     ];
     for (text, needle) in cases {
-        let err = CatalogBuilder::with_builtin().add_str(std::path::Path::new("user/a.toml"), text).build().unwrap_err();
+        let err =
+            CatalogBuilder::with_builtin().add_str(std::path::Path::new("user/a.toml"), text).build().unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("user/a.toml") && msg.contains(needle), "'{msg}' lacks '{needle}'");
     }

@@ -6,12 +6,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[a-z0-9|%/ ]{1,12}",
-        "\\PC{1,10}",
-        Just("%7C|%25".to_owned()),
-        Just("a|b%c/d".to_owned()),
-    ]
+    prop_oneof!["[a-z0-9|%/ ]{1,12}", "\\PC{1,10}", Just("%7C|%25".to_owned()), Just("a|b%c/d".to_owned()),]
 }
 
 proptest! {

@@ -1,0 +1,405 @@
+//! The embedded engine on redb: a copy-on-write B-tree with MVCC snapshots, so readers never
+//! block the writer, and commits that are atomic and durable (fsync) when acknowledged.
+//! Pages are read through a bounded cache, so stores larger than RAM work.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
+
+use crate::codec::{decode_key, encode_key, encode_record, prefix_end, ref_key, split_times, version_key, Record};
+use crate::error::{Result, StoreError};
+use crate::store::{Reader, Store, Transaction};
+use crate::time::Timestamp;
+use crate::version::{AsOf, ContentHash, TxReceipt, ValidTime, Version};
+
+const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("versions");
+const REFS: TableDefinition<&[u8], ()> = TableDefinition::new("refs");
+const TXS: TableDefinition<u64, (i64, u64)> = TableDefinition::new("transactions");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const LAST_TX: &str = "last_tx";
+
+/// Tuning for the embedded engine.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Bytes of page cache; the rest of the file stays on disk (and in the OS page cache).
+    pub cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { cache_bytes: 1 << 30 }
+    }
+}
+
+/// The embedded bitemporal store: one file.
+#[derive(Clone)]
+pub struct RedbStore {
+    db: Arc<Database>,
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store file at `path`.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<Self> {
+        let db = Database::builder().set_cache_size(options.cache_bytes).create(path).map_err(StoreError::engine)?;
+        let tx = db.begin_write().map_err(StoreError::engine)?;
+        {
+            tx.open_table(VERSIONS).map_err(StoreError::engine)?;
+            tx.open_table(REFS).map_err(StoreError::engine)?;
+            tx.open_table(TXS).map_err(StoreError::engine)?;
+            tx.open_table(META).map_err(StoreError::engine)?;
+        }
+        tx.commit().map_err(StoreError::engine)?;
+        Ok(RedbStore { db: Arc::new(db) })
+    }
+}
+
+impl Store for RedbStore {
+    fn snapshot(&self) -> Result<Box<dyn Reader + Send + '_>> {
+        let txn = self.db.begin_read().map_err(StoreError::engine)?;
+        Ok(Box::new(RedbSnapshot {
+            versions: txn.open_table(VERSIONS).map_err(StoreError::engine)?,
+            refs: txn.open_table(REFS).map_err(StoreError::engine)?,
+            meta: txn.open_table(META).map_err(StoreError::engine)?,
+            _txn: txn,
+        }))
+    }
+
+    fn begin(&self) -> Result<Box<dyn Transaction + '_>> {
+        let txn = self.db.begin_write().map_err(StoreError::engine)?;
+        let last = {
+            let meta = txn.open_table(META).map_err(StoreError::engine)?;
+            read_last_tx(&meta)?
+        };
+        let (tx_id, tx_time) = match last {
+            None => (1, Timestamp::now()),
+            Some(r) => (r.tx_id + 1, Timestamp::now().max(r.tx_time.next())),
+        };
+        Ok(Box::new(RedbTransaction { txn: Some(txn), tx_id, tx_time, pending: RefCell::new(Pending::default()) }))
+    }
+}
+
+struct RedbSnapshot {
+    versions: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    refs: ReadOnlyTable<&'static [u8], ()>,
+    meta: ReadOnlyTable<&'static str, &'static [u8]>,
+    _txn: ReadTransaction,
+}
+
+impl Reader for RedbSnapshot {
+    fn get(&self, key: &str, at: AsOf) -> Result<Option<Version>> {
+        get(&self.versions, key, at)
+    }
+    fn scan_type(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()> {
+        scan_type(&self.versions, type_name, at, visit)
+    }
+    fn referrers(&self, target: &str, at: AsOf) -> Result<Vec<Version>> {
+        referrers(&self.versions, &self.refs, target, at)
+    }
+    fn history(&self, key: &str) -> Result<Vec<Version>> {
+        history(&self.versions, key)
+    }
+    fn last_tx(&self) -> Result<Option<TxReceipt>> {
+        read_last_tx(&self.meta)
+    }
+}
+
+/// Writes not yet handed to redb: buffered so bulk writes open each table once per flush.
+#[derive(Default)]
+struct Pending {
+    versions: Vec<(Vec<u8>, Vec<u8>)>,
+    refs: Vec<Vec<u8>>,
+    ops: u64,
+}
+
+struct RedbTransaction {
+    txn: Option<WriteTransaction>,
+    tx_id: u64,
+    tx_time: Timestamp,
+    pending: RefCell<Pending>,
+}
+
+impl RedbTransaction {
+    fn txn(&self) -> &WriteTransaction {
+        // Only `commit` takes the transaction out, and it consumes `self`.
+        self.txn.as_ref().expect("write transaction present until commit")
+    }
+
+    /// Hands buffered writes to redb, so reads (which go to redb) see them.
+    fn flush(&self) -> Result<()> {
+        let mut pending = self.pending.borrow_mut();
+        if pending.versions.is_empty() && pending.refs.is_empty() {
+            return Ok(());
+        }
+        // Key order makes neighbouring inserts share B-tree pages. The sort is stable, so a later
+        // write to the same version key (same key, valid time and transaction) still wins.
+        pending.versions.sort_by(|a, b| a.0.cmp(&b.0));
+        pending.refs.sort_unstable();
+        pending.refs.dedup();
+        let txn = self.txn();
+        {
+            let mut versions = txn.open_table(VERSIONS).map_err(StoreError::engine)?;
+            for (k, v) in pending.versions.drain(..) {
+                versions.insert(k.as_slice(), v.as_slice()).map_err(StoreError::engine)?;
+            }
+        }
+        if !pending.refs.is_empty() {
+            let mut refs = txn.open_table(REFS).map_err(StoreError::engine)?;
+            for k in pending.refs.drain(..) {
+                // Re-inserting an existing entry would still copy its page on write; most new
+                // versions reference what their previous version referenced.
+                if refs.get(k.as_slice()).map_err(StoreError::engine)?.is_none() {
+                    refs.insert(k.as_slice(), ()).map_err(StoreError::engine)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&self, key: &str, valid: Timestamp, record: &Record) {
+        let mut pending = self.pending.borrow_mut();
+        pending.versions.push((version_key(key, valid, self.tx_time), record.encode()));
+        for r in &record.refs {
+            pending.refs.push(ref_key(r, key));
+        }
+    }
+
+    /// Writes `record` (a document, or a tombstone when its hash is `None`) over a span.
+    fn write_span(&mut self, key: &str, record: Record, valid: ValidTime) -> Result<()> {
+        let start = valid.start.unwrap_or(self.tx_time);
+        let Some(end) = valid.end else {
+            self.push(key, start, &record);
+            self.pending.borrow_mut().ops += 1;
+            return Ok(());
+        };
+        if end <= start {
+            return Err(StoreError::Invalid(format!("valid-time end {end} is not after start {start}")));
+        }
+        // As XTDB does: overwrite every version point inside the span, then restore at `end`
+        // whatever held there before this write.
+        self.flush()?;
+        let (restore, inner) = {
+            let versions = self.txn().open_table(VERSIONS).map_err(StoreError::engine)?;
+            let restore = get_record(&versions, key, end, Timestamp::MAX)?;
+            let mut inner: Vec<Timestamp> = history(&versions, key)?
+                .into_iter()
+                .map(|v| v.valid_time)
+                .filter(|vt| *vt > start && *vt < end)
+                .collect();
+            inner.dedup();
+            (restore, inner)
+        };
+        self.push(key, start, &record);
+        for vt in inner {
+            self.push(key, vt, &record);
+        }
+        let restored = match restore {
+            Some((_, _, r)) if r.hash.is_some() => Record { tx_id: self.tx_id, ..r },
+            _ => Record { tx_id: self.tx_id, hash: None, refs: vec![], doc: vec![] },
+        };
+        self.push(key, end, &restored);
+        self.pending.borrow_mut().ops += 1;
+        Ok(())
+    }
+}
+
+impl Reader for RedbTransaction {
+    fn get(&self, key: &str, at: AsOf) -> Result<Option<Version>> {
+        self.flush()?;
+        get(&self.txn().open_table(VERSIONS).map_err(StoreError::engine)?, key, at)
+    }
+    fn scan_type(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()> {
+        self.flush()?;
+        scan_type(&self.txn().open_table(VERSIONS).map_err(StoreError::engine)?, type_name, at, visit)
+    }
+    fn referrers(&self, target: &str, at: AsOf) -> Result<Vec<Version>> {
+        self.flush()?;
+        let txn = self.txn();
+        let versions = txn.open_table(VERSIONS).map_err(StoreError::engine)?;
+        let refs = txn.open_table(REFS).map_err(StoreError::engine)?;
+        referrers(&versions, &refs, target, at)
+    }
+    fn history(&self, key: &str) -> Result<Vec<Version>> {
+        self.flush()?;
+        history(&self.txn().open_table(VERSIONS).map_err(StoreError::engine)?, key)
+    }
+    fn last_tx(&self) -> Result<Option<TxReceipt>> {
+        read_last_tx(&self.txn().open_table(META).map_err(StoreError::engine)?)
+    }
+}
+
+impl Transaction for RedbTransaction {
+    fn tx_time(&self) -> Timestamp {
+        self.tx_time
+    }
+
+    fn put(&mut self, key: &str, doc: &[u8], refs: &[String], valid: ValidTime) -> Result<()> {
+        let hash = ContentHash::of(doc);
+        if valid.end.is_none() {
+            // The common case: one version, encoded straight from the borrowed parts.
+            let start = valid.start.unwrap_or(self.tx_time);
+            let mut pending = self.pending.borrow_mut();
+            pending
+                .versions
+                .push((version_key(key, start, self.tx_time), encode_record(self.tx_id, Some(&hash), refs, doc)));
+            pending.refs.extend(refs.iter().map(|r| ref_key(r, key)));
+            pending.ops += 1;
+            return Ok(());
+        }
+        let record = Record { tx_id: self.tx_id, hash: Some(hash), refs: refs.to_vec(), doc: doc.to_vec() };
+        self.write_span(key, record, valid)
+    }
+
+    fn delete(&mut self, key: &str, valid: ValidTime) -> Result<()> {
+        let record = Record { tx_id: self.tx_id, hash: None, refs: vec![], doc: vec![] };
+        self.write_span(key, record, valid)
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<TxReceipt> {
+        self.flush()?;
+        let ops = self.pending.borrow().ops;
+        let receipt = TxReceipt { tx_id: self.tx_id, tx_time: self.tx_time };
+        let txn = self.txn.take().ok_or_else(|| StoreError::Invalid("transaction already committed".into()))?;
+        {
+            let mut txs = txn.open_table(TXS).map_err(StoreError::engine)?;
+            txs.insert(receipt.tx_id, (receipt.tx_time.as_micros(), ops)).map_err(StoreError::engine)?;
+            let mut meta = txn.open_table(META).map_err(StoreError::engine)?;
+            let mut last = Vec::with_capacity(16);
+            last.extend_from_slice(&receipt.tx_id.to_le_bytes());
+            last.extend_from_slice(&receipt.tx_time.as_micros().to_le_bytes());
+            meta.insert(LAST_TX, last.as_slice()).map_err(StoreError::engine)?;
+        }
+        txn.commit().map_err(StoreError::engine)?;
+        Ok(receipt)
+    }
+}
+
+fn read_last_tx(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Option<TxReceipt>> {
+    let Some(v) = meta.get(LAST_TX).map_err(StoreError::engine)? else { return Ok(None) };
+    let b = v.value();
+    if b.len() != 16 {
+        return Err(StoreError::Corrupt("last_tx record".into()));
+    }
+    let mut id = [0u8; 8];
+    let mut t = [0u8; 8];
+    id.copy_from_slice(&b[..8]);
+    t.copy_from_slice(&b[8..]);
+    Ok(Some(TxReceipt { tx_id: u64::from_le_bytes(id), tx_time: Timestamp::from_micros(i64::from_le_bytes(t)) }))
+}
+
+fn to_version(key: String, valid_time: Timestamp, tx_time: Timestamp, r: Record) -> Version {
+    Version { key, valid_time, tx_time, tx_id: r.tx_id, content_hash: r.hash, doc: r.doc, refs: r.refs }
+}
+
+/// The newest version with valid time ≤ `valid` among transactions ≤ `tx`, tombstones included.
+fn get_record<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    versions: &T,
+    key: &str,
+    valid: Timestamp,
+    tx: Timestamp,
+) -> Result<Option<(Timestamp, Timestamp, Record)>> {
+    let lo = version_key(key, Timestamp::MIN, Timestamp::MIN);
+    let hi = version_key(key, valid, Timestamp::MAX);
+    // Descending (valid, tx): the first entry whose transaction counts is the answer.
+    for item in versions.range(lo.as_slice()..=hi.as_slice()).map_err(StoreError::engine)?.rev() {
+        let (k, v) = item.map_err(StoreError::engine)?;
+        let (vt, tt) = split_times(k.value())?;
+        if tt <= tx {
+            return Ok(Some((vt, tt, Record::decode(v.value())?)));
+        }
+    }
+    Ok(None)
+}
+
+fn get<T: ReadableTable<&'static [u8], &'static [u8]>>(versions: &T, key: &str, at: AsOf) -> Result<Option<Version>> {
+    Ok(match get_record(versions, key, at.valid_time, at.tx_time.unwrap_or(Timestamp::MAX))? {
+        Some((vt, tt, r)) if r.hash.is_some() => Some(to_version(key.to_owned(), vt, tt, r)),
+        _ => None,
+    })
+}
+
+fn scan_type<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    versions: &T,
+    type_name: &str,
+    at: AsOf,
+    visit: &mut dyn FnMut(Version) -> bool,
+) -> Result<()> {
+    let lo = format!("{type_name}|").into_bytes();
+    let hi = prefix_end(&lo).unwrap_or_else(|| vec![0xFF; lo.len() + 1]);
+    let tx = at.tx_time.unwrap_or(Timestamp::MAX);
+    let mut current: Vec<u8> = Vec::new();
+    let mut best: Option<(Timestamp, Timestamp, Vec<u8>)> = None;
+    let emit = |entity: &[u8],
+                best: Option<(Timestamp, Timestamp, Vec<u8>)>,
+                visit: &mut dyn FnMut(Version) -> bool|
+     -> Result<bool> {
+        let Some((vt, tt, bytes)) = best else { return Ok(true) };
+        let record = Record::decode(&bytes)?;
+        if record.hash.is_none() {
+            return Ok(true);
+        }
+        let (key, _) = decode_key(entity)?;
+        Ok(visit(to_version(key, vt, tt, record)))
+    };
+    for item in versions.range(lo.as_slice()..hi.as_slice()).map_err(StoreError::engine)? {
+        let (k, v) = item.map_err(StoreError::engine)?;
+        let kb = k.value();
+        if kb.len() < 16 {
+            return Err(StoreError::Corrupt("short version key".into()));
+        }
+        let (entity, _) = kb.split_at(kb.len() - 16);
+        if entity != current.as_slice() {
+            if !emit(&current, best.take(), visit)? {
+                return Ok(());
+            }
+            current.clear();
+            current.extend_from_slice(entity);
+        }
+        // Ascending (valid, tx) within a key: the last entry that counts is the answer.
+        let (vt, tt) = split_times(kb)?;
+        if vt <= at.valid_time && tt <= tx {
+            best = Some((vt, tt, v.value().to_vec()));
+        }
+    }
+    emit(&current, best, visit)?;
+    Ok(())
+}
+
+fn referrers<T: ReadableTable<&'static [u8], &'static [u8]>, R: ReadableTable<&'static [u8], ()>>(
+    versions: &T,
+    refs: &R,
+    target: &str,
+    at: AsOf,
+) -> Result<Vec<Version>> {
+    let mut lo = Vec::new();
+    encode_key(&mut lo, target);
+    let hi = prefix_end(&lo).unwrap_or_else(|| vec![0xFF; lo.len() + 1]);
+    let mut out = Vec::new();
+    for item in refs.range(lo.as_slice()..hi.as_slice()).map_err(StoreError::engine)? {
+        let (k, _) = item.map_err(StoreError::engine)?;
+        let (source, _) = decode_key(&k.value()[lo.len()..])?;
+        // The index lists every key that ever referenced the target; keep those that do as of `at`.
+        if let Some(v) = get(versions, &source, at)? {
+            if v.refs.iter().any(|r| r == target) {
+                out.push(v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn history<T: ReadableTable<&'static [u8], &'static [u8]>>(versions: &T, key: &str) -> Result<Vec<Version>> {
+    let mut lo = Vec::new();
+    encode_key(&mut lo, key);
+    let hi = prefix_end(&lo).unwrap_or_else(|| vec![0xFF; lo.len() + 1]);
+    let mut out = Vec::new();
+    for item in versions.range(lo.as_slice()..hi.as_slice()).map_err(StoreError::engine)? {
+        let (k, v) = item.map_err(StoreError::engine)?;
+        let (vt, tt) = split_times(k.value())?;
+        out.push(to_version(key.to_owned(), vt, tt, Record::decode(v.value())?));
+    }
+    Ok(out)
+}

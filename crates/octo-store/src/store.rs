@@ -1,0 +1,92 @@
+//! The storage interface the graph is written against.
+//!
+//! Narrow on purpose: versions of keys with valid and transaction times, a type scan, a
+//! reverse-reference index and history. The embedded engine ([`crate::RedbStore`]) implements it;
+//! a PostgreSQL backend maps each method to one indexed query and runs the same test suite.
+
+use crate::error::Result;
+use crate::time::Timestamp;
+use crate::version::{AsOf, TxReceipt, ValidTime, Version};
+
+/// Bitemporal reads, on a snapshot or inside a transaction.
+pub trait Reader {
+    /// The version of `key` valid at `at.valid_time` as known at `at.tx_time`; `None` when the
+    /// key did not exist then (never written, or deleted).
+    fn get(&self, key: &str, at: AsOf) -> Result<Option<Version>>;
+
+    /// Every live key of one concrete type (keys starting with `type_name|`), in key order, as of
+    /// `at`. `visit` returns `false` to stop early. Callers expand abstract types to their
+    /// concrete types (the catalogue knows them) and scan each.
+    fn scan_type(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()>;
+
+    /// The live versions that reference `target` as of `at` ("who references X").
+    fn referrers(&self, target: &str, at: AsOf) -> Result<Vec<Version>>;
+
+    /// Every version ever written for `key`, tombstones included, by valid time then
+    /// transaction time.
+    fn history(&self, key: &str) -> Result<Vec<Version>>;
+
+    /// The last committed transaction, if any.
+    fn last_tx(&self) -> Result<Option<TxReceipt>>;
+
+    /// [`Reader::scan_type`] over several concrete types in turn (an abstract type's expansion).
+    fn scan_types(&self, types: &[&str], at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()> {
+        let mut go_on = true;
+        for t in types {
+            self.scan_type(t, at, &mut |v| {
+                go_on = visit(v);
+                go_on
+            })?;
+            if !go_on {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A write transaction: reads see its own writes; nothing is visible to others until
+/// [`Transaction::commit`] returns, and dropping it without committing discards everything.
+pub trait Transaction: Reader {
+    /// This transaction's time, assigned at begin, strictly after every earlier transaction's.
+    fn tx_time(&self) -> Timestamp;
+
+    /// Writes a document for `key` with the keys it references, over the valid-time span.
+    fn put(&mut self, key: &str, doc: &[u8], refs: &[String], valid: ValidTime) -> Result<()>;
+
+    /// Writes a tombstone for `key` over the valid-time span.
+    fn delete(&mut self, key: &str, valid: ValidTime) -> Result<()>;
+
+    /// Makes every write durable and visible at once, and returns the receipt.
+    fn commit(self: Box<Self>) -> Result<TxReceipt>;
+}
+
+/// A bitemporal store. Any number of snapshots may be read while one transaction writes.
+pub trait Store: Send + Sync {
+    /// A consistent read-only view of everything committed so far.
+    fn snapshot(&self) -> Result<Box<dyn Reader + Send + '_>>;
+
+    /// Starts the (single) write transaction, waiting for one in progress to finish.
+    fn begin(&self) -> Result<Box<dyn Transaction + '_>>;
+}
+
+/// One write, for [`transact`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// See [`Transaction::put`].
+    Put { key: String, doc: Vec<u8>, refs: Vec<String>, valid: ValidTime },
+    /// See [`Transaction::delete`].
+    Delete { key: String, valid: ValidTime },
+}
+
+/// Applies `ops` in one transaction and commits it.
+pub fn transact(store: &dyn Store, ops: &[Op]) -> Result<TxReceipt> {
+    let mut tx = store.begin()?;
+    for op in ops {
+        match op {
+            Op::Put { key, doc, refs, valid } => tx.put(key, doc, refs, *valid)?,
+            Op::Delete { key, valid } => tx.delete(key, *valid)?,
+        }
+    }
+    tx.commit()
+}

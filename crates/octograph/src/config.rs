@@ -1,0 +1,51 @@
+//! Settings: built-in defaults, overridden by a TOML file, then environment variables, then flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Settings as written in `octograph.toml`; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Where stores live (one sub-directory per organisation).
+    pub data_dir: Option<PathBuf>,
+    /// A directory of user schema files (`*.toml`) adding OOI types.
+    pub schema_dir: Option<PathBuf>,
+    /// Page cache of each embedded store, in MiB.
+    pub cache_mb: Option<usize>,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub schema_dir: Option<PathBuf>,
+    pub cache_mb: usize,
+}
+
+/// The config file used when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "octograph.toml";
+
+impl Config {
+    /// Reads the file (an explicit path must exist; the default one may be absent) and applies
+    /// the overrides given by environment or flags (clap has already merged those two).
+    pub fn load(path: Option<&Path>, data_dir: Option<PathBuf>, schema_dir: Option<PathBuf>) -> anyhow::Result<Config> {
+        let file = match path {
+            Some(p) => read(p)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => read(Path::new(DEFAULT_CONFIG_FILE))?,
+            None => FileConfig::default(),
+        };
+        Ok(Config {
+            data_dir: data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("octograph-data")),
+            schema_dir: schema_dir.or(file.schema_dir),
+            cache_mb: file.cache_mb.unwrap_or(1024),
+        })
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config {}", path.display()))
+}

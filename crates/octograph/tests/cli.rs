@@ -1,0 +1,141 @@
+//! The binary end to end: import, read back at any time, history, delete, and clear errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn octograph(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_octograph"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("OCTOGRAPH_CONFIG")
+        .env_remove("OCTOGRAPH_SCHEMA_DIR")
+        .current_dir(data)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn fails_with(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "expected failure, got {}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line on stderr: {err}");
+    assert!(err.contains(needle), "'{err}' lacks '{needle}'");
+}
+
+fn example() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/attack-surface.json").display().to_string()
+}
+
+#[test]
+fn import_then_read_at_any_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out: serde_json::Value = serde_json::from_str(&ok(&octograph(d, &["import", &example()]))).unwrap();
+    assert_eq!(out["imported"], 14);
+    let imported_at = out["tx_time"].as_str().unwrap().to_owned();
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&octograph(d, &["get", "Hostname|internet|www.example.com"]))).unwrap();
+    assert_eq!(doc["name"], "www.example.com");
+    assert_eq!(doc["primary_key"], "Hostname|internet|www.example.com");
+
+    // Abstract types list their concrete types' objects.
+    let ips = ok(&octograph(d, &["list", "IPAddress"]));
+    assert_eq!(ips.lines().count(), 2, "{ips}");
+    assert!(ips.contains("2001:db8::10"));
+    assert_eq!(ok(&octograph(d, &["list", "OOI", "--limit", "5"])).lines().count(), 5);
+
+    // Delete, then look at the past.
+    ok(&octograph(d, &["delete", "IPPort|internet|192.0.2.10|tcp|23"]));
+    fails_with(&octograph(d, &["get", "IPPort|internet|192.0.2.10|tcp|23"]), "not found");
+    ok(&octograph(d, &["get", "IPPort|internet|192.0.2.10|tcp|23", "--valid-time", &imported_at]));
+    let history = ok(&octograph(d, &["history", "IPPort|internet|192.0.2.10|tcp|23"]));
+    let versions: Vec<serde_json::Value> = history.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0]["deleted"], false);
+    assert_eq!(versions[1]["deleted"], true);
+    assert_eq!(versions[1]["tx_id"], 2);
+
+    // The transaction time alone also travels: as known at import time, now.
+    ok(&octograph(d, &["get", "IPPort|internet|192.0.2.10|tcp|23", "--tx-time", &imported_at]));
+}
+
+#[test]
+fn organisations_are_separate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&octograph(d, &["--org", "acme", "import", &example()]));
+    assert_eq!(ok(&octograph(d, &["--org", "acme", "list", "Network"])).lines().count(), 1);
+    assert_eq!(ok(&octograph(d, &["--org", "other", "list", "Network"])).lines().count(), 0);
+    fails_with(&octograph(d, &["--org", "../etc", "list", "Network"]), "organisation");
+}
+
+#[test]
+fn bad_input_is_refused_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bad = d.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"object_type": "Network", "name": "internet"}
+{"object_type": "IPPort", "address": "IPAddressV4|internet|192.0.2.1", "protocol": "tcp", "port": 99999}"#,
+    )
+    .unwrap();
+    fails_with(&octograph(d, &["import", bad.to_str().unwrap()]), "object 2 of");
+    // Nothing of the file was written.
+    assert_eq!(ok(&octograph(d, &["list", "Network"])).lines().count(), 0);
+
+    std::fs::write(&bad, "{not json").unwrap();
+    fails_with(&octograph(d, &["import", bad.to_str().unwrap()]), "malformed");
+    fails_with(&octograph(d, &["import", "/nonexistent.json"]), "reading");
+    fails_with(&octograph(d, &["get", "IPPort|internet|192.0.2.1|tcp"]), "too few segments");
+    fails_with(&octograph(d, &["list", "NoSuchType"]), "unknown object type");
+    fails_with(&octograph(d, &["get", "Network|internet", "--valid-time", "yesterday"]), "RFC 3339");
+    fails_with(&octograph(d, &["delete", "Network|nowhere"]), "does not exist");
+}
+
+#[test]
+fn parse_key_and_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out: serde_json::Value = serde_json::from_str(&ok(&octograph(
+        d,
+        &["parse-key", "Finding|IPPort|internet|2001:DB8::1|tcp|22|KAT-OPEN-PORT"],
+    )))
+    .unwrap();
+    assert_eq!(out["primary_key"], "Finding|IPPort|internet|2001:db8::1|tcp|22|KAT-OPEN-PORT");
+    assert_eq!(out["tokens"]["ooi"]["address"]["object_type"], "IPAddressV6");
+    assert_eq!(out["tokens"]["ooi"]["port"], "22");
+    let types = ok(&octograph(d, &["types"]));
+    assert!(types.lines().any(|l| l.contains("\"name\":\"IPPort\"")));
+}
+
+#[test]
+fn user_schema_directory_adds_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let schemas = d.join("schemas");
+    std::fs::create_dir(&schemas).unwrap();
+    std::fs::write(
+        schemas.join("vpn.toml"),
+        "[VPNGateway]\nnatural_key = [\"address\"]\nfields.address = { ref = \"IPAddress\" }\nfields.vendor = { type = \"string\", optional = true }\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("octograph.toml"), "schema_dir = \"schemas\"\n").unwrap();
+    let objects = d.join("vpn.json");
+    std::fs::write(
+        &objects,
+        r#"[{"object_type": "VPNGateway", "address": "IPAddressV4|internet|192.0.2.7", "vendor": "acme"}]"#,
+    )
+    .unwrap();
+    ok(&octograph(d, &["import", objects.to_str().unwrap()]));
+    assert_eq!(ok(&octograph(d, &["list", "VPNGateway"])).lines().count(), 1);
+
+    std::fs::write(schemas.join("broken.toml"), "[Broken]\nnatural_key = [\"x\"]\n").unwrap();
+    fails_with(&octograph(d, &["types"]), "broken.toml");
+}
