@@ -143,11 +143,11 @@ fn run(c: &mut Criterion, name: &str, make: &dyn Fn(&std::path::Path) -> Box<dyn
                         .map(|i| {
                             let k = if scatter { i.wrapping_mul(0x9E37_79B9_7F4A_7C15) } else { i };
                             entry(
-                                &format!("IPPort|internet|{k:020}|tcp|80"),
+                                &numbered_port_key(k),
                                 valid_micros(0),
                                 next as i64,
                                 &port_doc(i, 0),
-                                &port_ref(k),
+                                &numbered_address_key(k),
                             )
                         })
                         .collect();

@@ -65,11 +65,7 @@ fn bench(c: &mut Criterion) {
                     let keys: Vec<(String, Vec<u8>, Vec<String>)> = (next..next + BATCH)
                         .map(|i| {
                             let k = if scatter { i.wrapping_mul(0x9E37_79B9_7F4A_7C15) } else { i };
-                            (
-                                format!("IPPort|internet|{k:020}|tcp|80"),
-                                port_doc(i, 0),
-                                vec![format!("IPAddressV4|internet|{:020}", k / 4)],
-                            )
+                            (numbered_port_key(k), port_doc(i, 0), vec![numbered_address_key(k)])
                         })
                         .collect();
                     next += BATCH;

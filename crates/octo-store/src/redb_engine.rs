@@ -368,15 +368,22 @@ fn scan_type<T: ReadableTable<&'static [u8], &'static [u8]>>(
     Ok(())
 }
 
+/// The range of table keys that start with `enc(key)`: a key's versions, or a target's referrers.
+fn key_range(key: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut lo = Vec::with_capacity(key.len() + 2);
+    encode_key(&mut lo, key);
+    // An encoded key ends in 0x01, so it always has a successor prefix.
+    let hi = prefix_end(&lo).unwrap_or_else(|| vec![0xFF; lo.len() + 1]);
+    (lo, hi)
+}
+
 fn referrers<T: ReadableTable<&'static [u8], &'static [u8]>, R: ReadableTable<&'static [u8], ()>>(
     versions: &T,
     refs: &R,
     target: &str,
     at: AsOf,
 ) -> Result<Vec<Version>> {
-    let mut lo = Vec::new();
-    encode_key(&mut lo, target);
-    let hi = prefix_end(&lo).unwrap_or_else(|| vec![0xFF; lo.len() + 1]);
+    let (lo, hi) = key_range(target);
     let mut out = Vec::new();
     for item in refs.range(lo.as_slice()..hi.as_slice()).map_err(StoreError::engine)? {
         let (k, _) = item.map_err(StoreError::engine)?;
@@ -392,9 +399,7 @@ fn referrers<T: ReadableTable<&'static [u8], &'static [u8]>, R: ReadableTable<&'
 }
 
 fn history<T: ReadableTable<&'static [u8], &'static [u8]>>(versions: &T, key: &str) -> Result<Vec<Version>> {
-    let mut lo = Vec::new();
-    encode_key(&mut lo, key);
-    let hi = prefix_end(&lo).unwrap_or_else(|| vec![0xFF; lo.len() + 1]);
+    let (lo, hi) = key_range(key);
     let mut out = Vec::new();
     for item in versions.range(lo.as_slice()..hi.as_slice()).map_err(StoreError::engine)? {
         let (k, v) = item.map_err(StoreError::engine)?;

@@ -58,3 +58,14 @@ pub const PORTS: u64 = 225_000;
 pub const PORT_VERSIONS: u64 = 4;
 pub const HOSTS: u64 = 100_000;
 pub const BATCH: u64 = 10_000;
+
+/// A port key for the put benchmarks: numbered so that key order is number order.
+pub fn numbered_port_key(k: u64) -> String {
+    format!("IPPort|internet|{k:020}|tcp|80")
+}
+
+/// The address a numbered port references, in the same order as the port keys (a sorted import
+/// writes both in step).
+pub fn numbered_address_key(k: u64) -> String {
+    format!("IPAddressV4|internet|{:020}", k / 4)
+}
