@@ -33,12 +33,14 @@ pub mod layout {
     pub use crate::codec::{encode_key, prefix_end, ref_key, split_times, version_key};
 }
 pub mod error;
+pub mod event;
 mod redb_engine;
 pub mod store;
 pub mod time;
 pub mod version;
 
 pub use error::{Result, StoreError};
+pub use event::{Event, EventId, EventIdParseError, EventPosition};
 pub use redb_engine::{RedbStore, StoreOptions};
 pub use store::{transact, Op, Reader, Store, Transaction};
 pub use time::Timestamp;

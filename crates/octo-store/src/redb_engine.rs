@@ -4,7 +4,8 @@
 
 use std::cell::RefCell;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use redb::{
     Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
@@ -12,6 +13,7 @@ use redb::{
 
 use crate::codec::{decode_key, encode_key, encode_record, prefix_end, ref_key, split_times, version_key, Record};
 use crate::error::{Result, StoreError};
+use crate::event::{Event, EventId, EventPosition};
 use crate::store::{Reader, Store, Transaction};
 use crate::time::Timestamp;
 use crate::version::{AsOf, ContentHash, TxReceipt, ValidTime, Version};
@@ -20,7 +22,9 @@ const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("versions")
 const REFS: TableDefinition<&[u8], ()> = TableDefinition::new("refs");
 const TXS: TableDefinition<u64, (i64, u64)> = TableDefinition::new("transactions");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const EVENTS: TableDefinition<(u64, u64), (u64, &[u8])> = TableDefinition::new("events");
 const LAST_TX: &str = "last_tx";
+const LAST_EVENT: &str = "last_event";
 
 /// Tuning for the embedded engine.
 #[derive(Debug, Clone)]
@@ -39,6 +43,24 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct RedbStore {
     db: Arc<Database>,
+    events: Arc<EventSignal>,
+}
+
+/// The last committed event id, and a condition variable woken when it moves.
+#[derive(Default)]
+struct EventSignal {
+    last: Mutex<Option<EventId>>,
+    moved: Condvar,
+}
+
+impl EventSignal {
+    fn publish(&self, id: EventId) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|l| l < id) {
+            *last = Some(id);
+        }
+        self.moved.notify_all();
+    }
 }
 
 impl RedbStore {
@@ -51,9 +73,15 @@ impl RedbStore {
             tx.open_table(REFS).map_err(StoreError::engine)?;
             tx.open_table(TXS).map_err(StoreError::engine)?;
             tx.open_table(META).map_err(StoreError::engine)?;
+            tx.open_table(EVENTS).map_err(StoreError::engine)?;
         }
         tx.commit().map_err(StoreError::engine)?;
-        Ok(RedbStore { db: Arc::new(db) })
+        let last_event = {
+            let read = db.begin_read().map_err(StoreError::engine)?;
+            read_last_event(&read.open_table(META).map_err(StoreError::engine)?)?
+        };
+        let events = Arc::new(EventSignal { last: Mutex::new(last_event), moved: Condvar::new() });
+        Ok(RedbStore { db: Arc::new(db), events })
     }
 }
 
@@ -64,21 +92,45 @@ impl Store for RedbStore {
             versions: txn.open_table(VERSIONS).map_err(StoreError::engine)?,
             refs: txn.open_table(REFS).map_err(StoreError::engine)?,
             meta: txn.open_table(META).map_err(StoreError::engine)?,
+            events: txn.open_table(EVENTS).map_err(StoreError::engine)?,
             _txn: txn,
         }))
     }
 
     fn begin(&self) -> Result<Box<dyn Transaction + '_>> {
         let txn = self.db.begin_write().map_err(StoreError::engine)?;
-        let last = {
+        let (last, last_event) = {
             let meta = txn.open_table(META).map_err(StoreError::engine)?;
-            read_last_tx(&meta)?
+            (read_last_tx(&meta)?, read_last_event(&meta)?)
         };
         let (tx_id, tx_time) = match last {
             None => (1, Timestamp::now()),
             Some(r) => (r.tx_id + 1, Timestamp::now().max(r.tx_time.next())),
         };
-        Ok(Box::new(RedbTransaction { txn: Some(txn), tx_id, tx_time, pending: RefCell::new(Pending::default()) }))
+        Ok(Box::new(RedbTransaction {
+            txn: Some(txn),
+            tx_id,
+            tx_time,
+            last_event,
+            signal: self.events.clone(),
+            pending: RefCell::new(Pending::default()),
+        }))
+    }
+
+    fn wait_for_events(&self, after: Option<EventId>, timeout: Duration) -> Option<EventId> {
+        let deadline = Instant::now() + timeout;
+        let mut last = self.events.last.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let current = *last;
+            if current.is_some() && current > after {
+                return current;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return current;
+            }
+            last = self.events.moved.wait_timeout(last, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
     }
 }
 
@@ -86,6 +138,7 @@ struct RedbSnapshot {
     versions: ReadOnlyTable<&'static [u8], &'static [u8]>,
     refs: ReadOnlyTable<&'static [u8], ()>,
     meta: ReadOnlyTable<&'static str, &'static [u8]>,
+    events: ReadOnlyTable<(u64, u64), (u64, &'static [u8])>,
     _txn: ReadTransaction,
 }
 
@@ -105,6 +158,12 @@ impl Reader for RedbSnapshot {
     fn last_tx(&self) -> Result<Option<TxReceipt>> {
         read_last_tx(&self.meta)
     }
+    fn events(&self, from: EventPosition, limit: usize) -> Result<Vec<Event>> {
+        read_events(&self.events, from, limit)
+    }
+    fn event_bounds(&self) -> Result<Option<(EventId, EventId)>> {
+        event_bounds(&self.events)
+    }
 }
 
 /// Writes not yet handed to redb: buffered so bulk writes open each table once per flush.
@@ -112,6 +171,7 @@ impl Reader for RedbSnapshot {
 struct Pending {
     versions: Vec<(Vec<u8>, Vec<u8>)>,
     refs: Vec<Vec<u8>>,
+    events: Vec<(EventId, Vec<u8>)>,
     ops: u64,
 }
 
@@ -119,6 +179,9 @@ struct RedbTransaction {
     txn: Option<WriteTransaction>,
     tx_id: u64,
     tx_time: Timestamp,
+    /// The newest event id, committed or appended by this transaction.
+    last_event: Option<EventId>,
+    signal: Arc<EventSignal>,
     pending: RefCell<Pending>,
 }
 
@@ -131,7 +194,7 @@ impl RedbTransaction {
     /// Hands buffered writes to redb, so reads (which go to redb) see them.
     fn flush(&self) -> Result<()> {
         let mut pending = self.pending.borrow_mut();
-        if pending.versions.is_empty() && pending.refs.is_empty() {
+        if pending.versions.is_empty() && pending.refs.is_empty() && pending.events.is_empty() {
             return Ok(());
         }
         // Key order makes neighbouring inserts share B-tree pages. The sort is stable, so a later
@@ -144,6 +207,12 @@ impl RedbTransaction {
             let mut versions = txn.open_table(VERSIONS).map_err(StoreError::engine)?;
             for (k, v) in pending.versions.drain(..) {
                 versions.insert(k.as_slice(), v.as_slice()).map_err(StoreError::engine)?;
+            }
+        }
+        if !pending.events.is_empty() {
+            let mut events = txn.open_table(EVENTS).map_err(StoreError::engine)?;
+            for (id, payload) in pending.events.drain(..) {
+                events.insert((id.ms, id.seq), (self.tx_id, payload.as_slice())).map_err(StoreError::engine)?;
             }
         }
         if !pending.refs.is_empty() {
@@ -229,6 +298,14 @@ impl Reader for RedbTransaction {
     fn last_tx(&self) -> Result<Option<TxReceipt>> {
         read_last_tx(&self.txn().open_table(META).map_err(StoreError::engine)?)
     }
+    fn events(&self, from: EventPosition, limit: usize) -> Result<Vec<Event>> {
+        self.flush()?;
+        read_events(&self.txn().open_table(EVENTS).map_err(StoreError::engine)?, from, limit)
+    }
+    fn event_bounds(&self) -> Result<Option<(EventId, EventId)>> {
+        self.flush()?;
+        event_bounds(&self.txn().open_table(EVENTS).map_err(StoreError::engine)?)
+    }
 }
 
 impl Transaction for RedbTransaction {
@@ -258,7 +335,19 @@ impl Transaction for RedbTransaction {
         self.write_span(key, record, valid)
     }
 
+    fn append_event(&mut self, payload: &[u8]) -> Result<EventId> {
+        let ms = self.tx_time.as_millis().max(0) as u64;
+        let id = match self.last_event {
+            Some(last) if last.ms >= ms => EventId { ms: last.ms, seq: last.seq + 1 },
+            _ => EventId { ms, seq: 0 },
+        };
+        self.last_event = Some(id);
+        self.pending.borrow_mut().events.push((id, payload.to_vec()));
+        Ok(id)
+    }
+
     fn commit(mut self: Box<Self>) -> Result<TxReceipt> {
+        let wrote_events = !self.pending.borrow().events.is_empty();
         self.flush()?;
         let ops = self.pending.borrow().ops;
         let receipt = TxReceipt { tx_id: self.tx_id, tx_time: self.tx_time };
@@ -271,8 +360,17 @@ impl Transaction for RedbTransaction {
             last.extend_from_slice(&receipt.tx_id.to_le_bytes());
             last.extend_from_slice(&receipt.tx_time.as_micros().to_le_bytes());
             meta.insert(LAST_TX, last.as_slice()).map_err(StoreError::engine)?;
+            if let Some(e) = self.last_event {
+                let mut bytes = Vec::with_capacity(16);
+                bytes.extend_from_slice(&e.ms.to_le_bytes());
+                bytes.extend_from_slice(&e.seq.to_le_bytes());
+                meta.insert(LAST_EVENT, bytes.as_slice()).map_err(StoreError::engine)?;
+            }
         }
         txn.commit().map_err(StoreError::engine)?;
+        if let (true, Some(id)) = (wrote_events, self.last_event) {
+            self.signal.publish(id);
+        }
         Ok(receipt)
     }
 }
@@ -288,6 +386,42 @@ fn read_last_tx(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Resul
     id.copy_from_slice(&b[..8]);
     t.copy_from_slice(&b[8..]);
     Ok(Some(TxReceipt { tx_id: u64::from_le_bytes(id), tx_time: Timestamp::from_micros(i64::from_le_bytes(t)) }))
+}
+
+fn read_last_event(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Option<EventId>> {
+    let Some(v) = meta.get(LAST_EVENT).map_err(StoreError::engine)? else { return Ok(None) };
+    let b = v.value();
+    let (ms, seq) = b.split_at_checked(8).ok_or_else(|| StoreError::Corrupt("last_event record".into()))?;
+    let ms: [u8; 8] = ms.try_into().map_err(|_| StoreError::Corrupt("last_event record".into()))?;
+    let seq: [u8; 8] = seq.try_into().map_err(|_| StoreError::Corrupt("last_event record".into()))?;
+    Ok(Some(EventId { ms: u64::from_le_bytes(ms), seq: u64::from_le_bytes(seq) }))
+}
+
+fn read_events<T: ReadableTable<(u64, u64), (u64, &'static [u8])>>(
+    events: &T,
+    from: EventPosition,
+    limit: usize,
+) -> Result<Vec<Event>> {
+    let lo = match from {
+        EventPosition::Start => (0, 0),
+        EventPosition::After(id) if id.seq == u64::MAX => (id.ms.saturating_add(1), 0),
+        EventPosition::After(id) => (id.ms, id.seq + 1),
+        EventPosition::AtOrAfterMillis(ms) => (ms, 0),
+    };
+    let mut out = Vec::with_capacity(limit.min(4096));
+    for item in events.range(lo..).map_err(StoreError::engine)?.take(limit) {
+        let (k, v) = item.map_err(StoreError::engine)?;
+        let (ms, seq) = k.value();
+        let (tx_id, payload) = v.value();
+        out.push(Event { id: EventId { ms, seq }, tx_id, payload: payload.to_vec() });
+    }
+    Ok(out)
+}
+
+fn event_bounds<T: ReadableTable<(u64, u64), (u64, &'static [u8])>>(events: &T) -> Result<Option<(EventId, EventId)>> {
+    let first = events.first().map_err(StoreError::engine)?.map(|(k, _)| k.value());
+    let last = events.last().map_err(StoreError::engine)?.map(|(k, _)| k.value());
+    Ok(first.zip(last).map(|((a, b), (c, d))| (EventId { ms: a, seq: b }, EventId { ms: c, seq: d })))
 }
 
 fn to_version(key: String, valid_time: Timestamp, tx_time: Timestamp, r: Record) -> Version {

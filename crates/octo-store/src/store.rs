@@ -4,7 +4,10 @@
 //! reverse-reference index and history. The embedded engine ([`crate::RedbStore`]) implements it;
 //! a PostgreSQL backend maps each method to one indexed query and runs the same test suite.
 
+use std::time::Duration;
+
 use crate::error::Result;
+use crate::event::{Event, EventId, EventPosition};
 use crate::time::Timestamp;
 use crate::version::{AsOf, TxReceipt, ValidTime, Version};
 
@@ -28,6 +31,12 @@ pub trait Reader {
 
     /// The last committed transaction, if any.
     fn last_tx(&self) -> Result<Option<TxReceipt>>;
+
+    /// Up to `limit` events from `from` on, in id order.
+    fn events(&self, from: EventPosition, limit: usize) -> Result<Vec<Event>>;
+
+    /// The first and last event ids held, if any.
+    fn event_bounds(&self) -> Result<Option<(EventId, EventId)>>;
 
     /// [`Reader::scan_type`] over several concrete types in turn (an abstract type's expansion).
     fn scan_types(&self, types: &[&str], at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()> {
@@ -57,6 +66,9 @@ pub trait Transaction: Reader {
     /// Writes a tombstone for `key` over the valid-time span.
     fn delete(&mut self, key: &str, valid: ValidTime) -> Result<()>;
 
+    /// Appends an event to the log; it becomes visible with the commit, or never.
+    fn append_event(&mut self, payload: &[u8]) -> Result<EventId>;
+
     /// Makes every write durable and visible at once, and returns the receipt.
     fn commit(self: Box<Self>) -> Result<TxReceipt>;
 }
@@ -68,6 +80,10 @@ pub trait Store: Send + Sync {
 
     /// Starts the (single) write transaction, waiting for one in progress to finish.
     fn begin(&self) -> Result<Box<dyn Transaction + '_>>;
+
+    /// Blocks until an event after `after` is committed (`None`: any event), or `timeout`
+    /// passes; returns the last event id then held. Consumers wait here instead of polling.
+    fn wait_for_events(&self, after: Option<EventId>, timeout: Duration) -> Option<EventId>;
 }
 
 /// One write, for [`transact`].

@@ -26,6 +26,7 @@ fn crash_writer_child() {
             tx.put(&format!("C|{n}|{j}"), doc.as_bytes(), &[format!("C|{}|0", n.saturating_sub(1))], ValidTime::now())
                 .unwrap();
         }
+        tx.append_event(format!("tx {n}").as_bytes()).unwrap();
         let receipt = tx.commit().unwrap();
         assert_eq!(receipt.tx_id, n);
         writeln!(out, "ACK {n}").unwrap();
@@ -88,6 +89,10 @@ fn acknowledged_commits_survive_kill_9() {
             snap.referrers(&format!("C|{}|0", last.saturating_sub(1)), AsOf::valid(Timestamp::MAX)).unwrap().len(),
             if last >= 1 { KEYS_PER_TX } else { 0 }
         );
+        // Exactly one event per durable transaction, in order.
+        let events = snap.events(octo_store::EventPosition::Start, usize::MAX).unwrap();
+        assert_eq!(events.len() as u64, last, "round {round}: events and transactions disagree");
+        assert!(events.windows(2).all(|w| w[0].id < w[1].id && w[0].tx_id + 1 == w[1].tx_id));
         acked_total = last;
     }
 }
