@@ -13,6 +13,9 @@ use crate::error::ModelError;
 use crate::schema::{resolve_field, FieldDef, FieldKind, KeyEmbed, SchemaFile};
 use crate::ROOT_TYPE;
 
+/// Key prefixes the graph uses for its own records (origins, scan profiles), kept apart from types.
+pub const RESERVED_TYPE_NAMES: &[&str] = &["Origin", "OriginParameter", "ScanProfile"];
+
 /// The built-in schema files, embedded at compile time.
 const BUILTIN_SCHEMAS: &[(&str, &str)] = &[
     ("network.toml", include_str!("../schema/network.toml")),
@@ -195,6 +198,12 @@ impl CatalogBuilder {
                     return Err(schema_err(
                         &file.source,
                         format!("`{ROOT_TYPE}` is the implicit root type and cannot be declared"),
+                    ));
+                }
+                if RESERVED_TYPE_NAMES.contains(&name.as_str()) {
+                    return Err(schema_err(
+                        &file.source,
+                        format!("`{name}` names the graph's own records and cannot be a type"),
                     ));
                 }
                 if !is_type_name(&name) {

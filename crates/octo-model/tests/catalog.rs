@@ -316,6 +316,7 @@ fn bad_schema_files_name_the_file() {
         ("[A]\nnatural_key = [\"x\"]\nfields.x = { type = \"int\" \n", "line 3"),
         ("[A]\nnatural_key = [\"x\"]\nfields.x = { type = \"int\", colour = 1 }\n", "colour"),
         ("[A]\nnatural_key = [\"x\"]\nfields.x = { ref = \"OOI\", key_embed = \"natural_key\" }\n", "full key"),
+        ("[Origin]\nnatural_key = [\"x\"]\nfields.x = { type = \"int\" }\n", "graph's own records"),
     ];
     for (text, needle) in cases {
         let err =

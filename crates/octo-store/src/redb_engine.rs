@@ -149,8 +149,8 @@ impl Reader for RedbSnapshot {
     fn scan_type(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()> {
         scan_type(&self.versions, type_name, at, visit)
     }
-    fn referrers(&self, target: &str, at: AsOf) -> Result<Vec<Version>> {
-        referrers(&self.versions, &self.refs, target, at)
+    fn referrers(&self, target: &str, source_type: Option<&str>, at: AsOf) -> Result<Vec<Version>> {
+        referrers(&self.versions, &self.refs, target, source_type, at)
     }
     fn history(&self, key: &str) -> Result<Vec<Version>> {
         history(&self.versions, key)
@@ -284,12 +284,12 @@ impl Reader for RedbTransaction {
         self.flush()?;
         scan_type(&self.txn().open_table(VERSIONS).map_err(StoreError::engine)?, type_name, at, visit)
     }
-    fn referrers(&self, target: &str, at: AsOf) -> Result<Vec<Version>> {
+    fn referrers(&self, target: &str, source_type: Option<&str>, at: AsOf) -> Result<Vec<Version>> {
         self.flush()?;
         let txn = self.txn();
         let versions = txn.open_table(VERSIONS).map_err(StoreError::engine)?;
         let refs = txn.open_table(REFS).map_err(StoreError::engine)?;
-        referrers(&versions, &refs, target, at)
+        referrers(&versions, &refs, target, source_type, at)
     }
     fn history(&self, key: &str) -> Result<Vec<Version>> {
         self.flush()?;
@@ -515,13 +515,20 @@ fn referrers<T: ReadableTable<&'static [u8], &'static [u8]>, R: ReadableTable<&'
     versions: &T,
     refs: &R,
     target: &str,
+    source_type: Option<&str>,
     at: AsOf,
 ) -> Result<Vec<Version>> {
-    let (lo, hi) = key_range(target);
+    let (target_prefix, _) = key_range(target);
+    let mut lo = target_prefix.clone();
+    if let Some(t) = source_type {
+        lo.extend_from_slice(t.as_bytes());
+        lo.push(b'|');
+    }
+    let hi = prefix_end(&lo).unwrap_or_else(|| vec![0xFF; lo.len() + 1]);
     let mut out = Vec::new();
     for item in refs.range(lo.as_slice()..hi.as_slice()).map_err(StoreError::engine)? {
         let (k, _) = item.map_err(StoreError::engine)?;
-        let (source, _) = decode_key(&k.value()[lo.len()..])?;
+        let (source, _) = decode_key(&k.value()[target_prefix.len()..])?;
         // The index lists every key that ever referenced the target; keep those that do as of `at`.
         if let Some(v) = get(versions, &source, at)? {
             if v.refs.iter().any(|r| r == target) {

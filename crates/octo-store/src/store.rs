@@ -22,8 +22,10 @@ pub trait Reader {
     /// concrete types (the catalogue knows them) and scan each.
     fn scan_type(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()>;
 
-    /// The live versions that reference `target` as of `at` ("who references X").
-    fn referrers(&self, target: &str, at: AsOf) -> Result<Vec<Version>>;
+    /// The live versions that reference `target` as of `at` ("who references X"); with
+    /// `source_type`, only keys of that type (`Origin` for the origins of an object), which is a
+    /// narrower range read, not a filter.
+    fn referrers(&self, target: &str, source_type: Option<&str>, at: AsOf) -> Result<Vec<Version>>;
 
     /// Every version ever written for `key`, tombstones included, by valid time then
     /// transaction time.

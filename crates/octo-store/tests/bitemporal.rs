@@ -192,7 +192,8 @@ fn referrers_follow_the_documents_as_of_the_read() {
         .unwrap();
     let r = s.snapshot().unwrap();
     let who = |x| {
-        let mut keys: Vec<String> = r.referrers(ip, AsOf::valid(t(x))).unwrap().into_iter().map(|v| v.key).collect();
+        let mut keys: Vec<String> =
+            r.referrers(ip, None, AsOf::valid(t(x))).unwrap().into_iter().map(|v| v.key).collect();
         keys.sort();
         keys
     };
@@ -200,7 +201,20 @@ fn referrers_follow_the_documents_as_of_the_read() {
     assert_eq!(who(2), ["IPPort|internet|192.0.2.1|tcp|22", "IPPort|internet|192.0.2.1|tcp|80"]);
     assert_eq!(who(3), ["IPPort|internet|192.0.2.1|tcp|22"]);
     assert!(who(5).is_empty());
-    assert_eq!(r.referrers("IPAddressV4|internet|192.0.2.2", AsOf::valid(t(5))).unwrap().len(), 1);
+    assert_eq!(r.referrers("IPAddressV4|internet|192.0.2.2", None, AsOf::valid(t(5))).unwrap().len(), 1);
+
+    // Restricted to one source type: a range of the index, not a filter over all referrers.
+    transact(&s, &[put("Origin|observation|nmap|IPAddressV4|internet|192.0.2.1", "o", &[ip], ValidTime::from(t(1)))])
+        .unwrap();
+    let r = s.snapshot().unwrap();
+    let origins = r.referrers(ip, Some("Origin"), AsOf::valid(t(2))).unwrap();
+    assert_eq!(
+        origins.iter().map(|v| v.key.as_str()).collect::<Vec<_>>(),
+        ["Origin|observation|nmap|IPAddressV4|internet|192.0.2.1"]
+    );
+    assert_eq!(r.referrers(ip, Some("IPPort"), AsOf::valid(t(2))).unwrap().len(), 2);
+    assert_eq!(r.referrers(ip, Some("IPPor"), AsOf::valid(t(2))).unwrap().len(), 0);
+    assert_eq!(r.referrers(ip, None, AsOf::valid(t(2))).unwrap().len(), 3);
 }
 
 #[test]
@@ -210,14 +224,14 @@ fn transactions_read_their_own_writes_and_abort_on_drop() {
         let mut tx = s.begin().unwrap();
         tx.put("K|a", b"mine", &["K|b".into()], ValidTime::now()).unwrap();
         assert_eq!(tx.get("K|a", AsOf::now()).unwrap().unwrap().doc, b"mine");
-        assert_eq!(tx.referrers("K|b", AsOf::now()).unwrap().len(), 1);
+        assert_eq!(tx.referrers("K|b", None, AsOf::now()).unwrap().len(), 1);
         // An uncommitted write is invisible to a snapshot taken meanwhile.
         assert!(s.snapshot().unwrap().get("K|a", AsOf::now()).unwrap().is_none());
         // Dropped without commit.
     }
     let r = s.snapshot().unwrap();
     assert!(r.get("K|a", AsOf::now()).unwrap().is_none());
-    assert!(r.referrers("K|b", AsOf::now()).unwrap().is_empty());
+    assert!(r.referrers("K|b", None, AsOf::now()).unwrap().is_empty());
     assert_eq!(r.last_tx().unwrap(), None);
 }
 

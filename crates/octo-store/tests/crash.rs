@@ -86,7 +86,9 @@ fn acknowledged_commits_survive_kill_9() {
         // Nothing of any later transaction is there.
         assert_eq!(tx_keys_present(&*snap, last + 1), 0, "round {round}: uncommitted writes visible");
         assert_eq!(
-            snap.referrers(&format!("C|{}|0", last.saturating_sub(1)), AsOf::valid(Timestamp::MAX)).unwrap().len(),
+            snap.referrers(&format!("C|{}|0", last.saturating_sub(1)), Some("C"), AsOf::valid(Timestamp::MAX))
+                .unwrap()
+                .len(),
             if last >= 1 { KEYS_PER_TX } else { 0 }
         );
         // Exactly one event per durable transaction, in order.

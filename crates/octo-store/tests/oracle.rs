@@ -131,7 +131,7 @@ proptest! {
                 prop_assert_eq!(got.as_ref().map(|g| (&g.doc, g.valid_time, g.tx_time, &g.refs)),
                     want.map(|w| (w.doc.as_ref().unwrap(), w.vt, w.tt, &w.refs)), "get {} at {:?}", key, at);
 
-                let mut got_refs: Vec<String> = snap.referrers(key, at).unwrap().into_iter().map(|v| v.key).collect();
+                let mut got_refs: Vec<String> = snap.referrers(key, None, at).unwrap().into_iter().map(|v| v.key).collect();
                 got_refs.sort();
                 let mut want_refs: Vec<String> = KEYS.iter()
                     .filter(|k| oracle.live(k, v, tmax).is_some_and(|e| e.refs.iter().any(|r| r == key)))
