@@ -12,6 +12,8 @@ pub enum Entity {
     Ooi,
     /// An origin.
     Origin,
+    /// A declared or inherited scan profile.
+    ScanProfile,
 }
 
 /// What happened to it.

@@ -11,6 +11,7 @@ use serde_json::Value as Json;
 use crate::change::{Change, Entity, Operation};
 use crate::error::{GraphError, Result};
 use crate::origin::{Origin, OriginType};
+use crate::scan::{self, profile_key, Edge, InheritanceStep, LevelGraph, ScanProfileRecord};
 
 /// A user's statement that an object exists (Octopoes' `Declaration`).
 #[derive(Debug, Clone)]
@@ -112,7 +113,15 @@ impl Graph {
     fn session(&self, valid_time: Option<Timestamp>, cause: String) -> Result<Session<'_>> {
         let tx = self.store.begin()?;
         let valid = valid_time.unwrap_or_else(|| tx.tx_time());
-        Ok(Session { tx, catalog: &self.catalog, valid, cause, outcome: Outcome::default() })
+        Ok(Session {
+            tx,
+            catalog: &self.catalog,
+            valid,
+            cause,
+            outcome: Outcome::default(),
+            scan_seeds: Vec::new(),
+            scan_raise: Vec::new(),
+        })
     }
 
     /// Saves declarations, each with its own origin, in one transaction.
@@ -215,14 +224,118 @@ impl Graph {
         s.commit()
     }
 
-    /// An object as of a time.
+    /// Declares a scan level (0–4) on an object, or with `None` withdraws the declaration so the
+    /// object inherits again. Inherited levels change in the same transaction.
+    pub fn set_scan_profile(
+        &self,
+        reference: &Reference,
+        level: Option<u8>,
+        user_id: Option<i64>,
+        valid_time: Option<Timestamp>,
+    ) -> Result<Outcome> {
+        if level.is_some_and(|l| l > 4) {
+            return Err(GraphError::Invalid(format!("scan level {} is not 0–4", level.unwrap_or_default())));
+        }
+        let mut s = self.session(valid_time, format!("set_scan_profile {reference}"))?;
+        if !s.exists(reference)? {
+            return Err(GraphError::NotFound(format!("object '{reference}' not found")));
+        }
+        let (old_level, was_declared) = s.stored_level(reference)?;
+        match level {
+            Some(l) => {
+                let record = ScanProfileRecord {
+                    scan_profile_type: "declared".into(),
+                    reference: reference.clone(),
+                    level: l,
+                    user_id,
+                };
+                s.write_profile(reference, Some(record))?;
+                if l < old_level {
+                    // What this object passed on may have been more than it passes now.
+                    for e in s.edges_of(reference)? {
+                        s.scan_seeds.push((e.neighbour, old_level));
+                    }
+                }
+                s.scan_raise.push(reference.clone());
+            }
+            None if was_declared => {
+                s.write_profile(reference, None)?;
+                s.scan_seeds.push((reference.clone(), old_level));
+                for e in s.edges_of(reference)? {
+                    s.scan_seeds.push((e.neighbour, old_level));
+                }
+            }
+            None => {}
+        }
+        s.commit()
+    }
+
+    /// An object's scan profile as Octopoes reports it (`declared`, `inherited` or `empty`).
+    pub fn scan_profile(&self, reference: &Reference, at: AsOf) -> Result<octo_model::ScanProfile> {
+        let snap = self.store.snapshot()?;
+        if snap.get(reference.as_str(), at)?.is_none() {
+            return Err(GraphError::NotFound(format!("object '{reference}' not found at {}", at.valid_time)));
+        }
+        profile_of(&*snap, reference, at)
+    }
+
+    /// Recomputes every inherited level from scratch and writes what differs (nothing, when the
+    /// incremental maintenance is right; the property tests check that).
+    pub fn recalculate_scan_profiles(&self, valid_time: Option<Timestamp>) -> Result<Outcome> {
+        let mut s = self.session(valid_time, "recalculate_scan_profiles".into())?;
+        let mut declared = BTreeMap::new();
+        let mut inherited = BTreeMap::new();
+        let mut bad = None;
+        s.tx.scan_type("ScanProfile", s.at(), &mut |v| match serde_json::from_slice::<ScanProfileRecord>(&v.doc) {
+            Ok(p) if p.scan_profile_type == "declared" => {
+                declared.insert(p.reference, p.level);
+                true
+            }
+            Ok(p) => {
+                inherited.insert(p.reference, p.level);
+                true
+            }
+            Err(e) => {
+                bad = Some(GraphError::Corrupt { key: v.key, message: e.to_string() });
+                false
+            }
+        })?;
+        if let Some(e) = bad {
+            return Err(e);
+        }
+        let computed = scan::compute_all(&mut SessionLevels(&s), &declared)?;
+        for (r, level) in &computed {
+            if inherited.get(r) != Some(level) {
+                s.apply_level(r, *level)?;
+            }
+        }
+        for r in inherited.keys() {
+            if !computed.contains_key(r) {
+                s.apply_level(r, 0)?;
+            }
+        }
+        s.commit()
+    }
+
+    /// The path of objects that explains an object's level, ending at the declared one.
+    pub fn inheritance(&self, reference: &Reference, valid_time: Option<Timestamp>) -> Result<Vec<InheritanceStep>> {
+        let s = self.session(valid_time, "inheritance".into())?;
+        if !s.exists(reference)? {
+            return Err(GraphError::NotFound(format!("object '{reference}' not found")));
+        }
+        scan::explain(&mut SessionLevels(&s), reference)
+    }
+
+    /// An object as of a time, with its scan profile.
     pub fn get(&self, reference: &Reference, at: AsOf) -> Result<Ooi> {
         let snap = self.store.snapshot()?;
         let version = snap
             .get(reference.as_str(), at)?
             .ok_or_else(|| GraphError::NotFound(format!("object '{reference}' not found at {}", at.valid_time)))?;
         let doc = decode(&version.key, &version.doc)?;
-        Ok(self.catalog.ooi_from_json(&doc)?)
+        let mut ooi = self.catalog.ooi_from_json(&doc)?;
+        ooi.scan_profile = Some(profile_of(&*snap, reference, at)?);
+        Ok(ooi)
     }
 
     /// The origins that hold `reference` or look at it, as of a time.
@@ -236,6 +349,26 @@ impl Graph {
         let snap = self.store.snapshot()?;
         snap.get(origin_id, at)?.map(|v| decode_origin(&v.key, &v.doc)).transpose()
     }
+}
+
+fn profile_of(reader: &dyn octo_store::Reader, reference: &Reference, at: AsOf) -> Result<octo_model::ScanProfile> {
+    let key = profile_key(reference);
+    let record = match reader.get(&key, at)? {
+        Some(v) => serde_json::from_slice::<ScanProfileRecord>(&v.doc)
+            .map_err(|e| GraphError::Corrupt { key, message: e.to_string() })?,
+        None => ScanProfileRecord {
+            scan_profile_type: "empty".into(),
+            reference: reference.clone(),
+            level: 0,
+            user_id: None,
+        },
+    };
+    Ok(octo_model::ScanProfile {
+        scan_profile_type: record.scan_profile_type,
+        reference: record.reference,
+        level: record.level,
+        user_id: record.user_id,
+    })
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<Json> {
@@ -262,9 +395,137 @@ struct Session<'a> {
     valid: Timestamp,
     cause: String,
     outcome: Outcome,
+    /// Objects whose inherited level may have changed, with the highest level the change could
+    /// have carried (see [`scan::recompute`]).
+    scan_seeds: Vec<(Reference, u8)>,
+    /// Objects whose declared level rose: their level is pushed outward.
+    scan_raise: Vec<Reference>,
+}
+
+/// The graph as level propagation sees it, read inside the session's transaction.
+struct SessionLevels<'s, 'a>(&'s Session<'a>);
+
+impl LevelGraph for SessionLevels<'_, '_> {
+    fn exists(&mut self, r: &Reference) -> Result<bool> {
+        self.0.exists(r)
+    }
+    fn level(&mut self, r: &Reference) -> Result<(u8, bool)> {
+        self.0.stored_level(r)
+    }
+    fn edges(&mut self, r: &Reference) -> Result<Vec<Edge>> {
+        self.0.edges_of(r)
+    }
 }
 
 impl Session<'_> {
+    fn stored_level(&self, r: &Reference) -> Result<(u8, bool)> {
+        let key = profile_key(r);
+        match self.tx.get(&key, self.at())? {
+            None => Ok((0, false)),
+            Some(v) => {
+                let p: ScanProfileRecord =
+                    serde_json::from_slice(&v.doc).map_err(|e| GraphError::Corrupt { key, message: e.to_string() })?;
+                Ok((p.level, p.scan_profile_type == "declared"))
+            }
+        }
+    }
+
+    /// Propagation edges of an object: its own capped references, and the capped references
+    /// of other objects to it (only the referrer types that have such a field are read).
+    fn edges_of(&self, r: &Reference) -> Result<Vec<Edge>> {
+        let Some(doc) = self.document(r.as_str())? else { return Ok(vec![]) };
+        let mut edges = scan::outgoing_edges(self.catalog, &doc);
+        for referrer_type in capped_referrer_types(self.catalog, r.type_name()) {
+            for v in self.tx.referrers(r.as_str(), Some(&referrer_type), self.at())? {
+                let rdoc = decode(&v.key, &v.doc)?;
+                edges.extend(scan::incoming_edges(self.catalog, &Reference::from_trusted(v.key.clone()), &rdoc, r));
+            }
+        }
+        Ok(edges)
+    }
+
+    fn write_profile(&mut self, r: &Reference, record: Option<ScanProfileRecord>) -> Result<()> {
+        let key = profile_key(r);
+        let old = self.tx.get(&key, self.at())?.map(|v| decode(&key, &v.doc)).transpose()?;
+        let new = record.map(|p| serde_json::to_value(p).unwrap_or(Json::Null));
+        self.write(Entity::ScanProfile, &key, old, new, vec![], None)
+    }
+
+    /// Stores an inherited level (0 removes the record); declared objects are left alone.
+    fn apply_level(&mut self, r: &Reference, level: u8) -> Result<()> {
+        let (stored, declared) = self.stored_level(r)?;
+        if declared || stored == level || !self.exists(r)? {
+            return Ok(());
+        }
+        let record = (level > 0).then(|| ScanProfileRecord {
+            scan_profile_type: "inherited".into(),
+            reference: r.clone(),
+            level,
+            user_id: None,
+        });
+        self.write_profile(r, record)
+    }
+
+    /// Records what an object change means for levels; runs before the change is written.
+    fn note_object_change(&mut self, r: &Reference, old: Option<&Json>, new: Option<&Json>) -> Result<()> {
+        match (old, new) {
+            (None, Some(_)) => self.scan_seeds.push((r.clone(), 0)),
+            (Some(old), Some(new)) => {
+                let before = scan::outgoing_edges(self.catalog, old);
+                let after = scan::outgoing_edges(self.catalog, new);
+                let (own, _) = self.stored_level(r)?;
+                for e in &before {
+                    if !after.contains(e) {
+                        let (theirs, _) = self.stored_level(&e.neighbour)?;
+                        self.scan_seeds.push((e.neighbour.clone(), own));
+                        self.scan_seeds.push((r.clone(), theirs));
+                    }
+                }
+                for e in &after {
+                    if !before.contains(e) {
+                        self.scan_seeds.push((e.neighbour.clone(), 0));
+                    }
+                }
+                self.scan_seeds.push((r.clone(), 0));
+            }
+            (Some(_), None) => {
+                let (own, _) = self.stored_level(r)?;
+                if own > 0 {
+                    for e in self.edges_of(r)? {
+                        self.scan_seeds.push((e.neighbour, own));
+                    }
+                }
+                self.write_profile(r, None)?;
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Brings inherited levels up to date with this session's changes.
+    fn maintain_scan_levels(&mut self) -> Result<()> {
+        if self.scan_seeds.is_empty() && self.scan_raise.is_empty() {
+            return Ok(());
+        }
+        let seeds = std::mem::take(&mut self.scan_seeds);
+        let raise = std::mem::take(&mut self.scan_raise);
+        let levels = {
+            let mut g = SessionLevels(self);
+            let mut levels = scan::recompute(&mut g, &seeds)?;
+            let mut sources = Vec::new();
+            for r in raise {
+                let (l, _) = g.level(&r)?;
+                sources.push((r, l));
+            }
+            scan::raise(&mut g, sources, &mut levels)?;
+            levels
+        };
+        for (r, level) in levels {
+            self.apply_level(&r, level)?;
+        }
+        Ok(())
+    }
+
     fn at(&self) -> AsOf {
         AsOf::valid(self.valid)
     }
@@ -302,6 +563,9 @@ impl Session<'_> {
     ) -> Result<()> {
         if old == new {
             return Ok(());
+        }
+        if entity == Entity::Ooi {
+            self.note_object_change(&Reference::from_trusted(key), old.as_ref(), new.as_ref())?;
         }
         let valid = ValidTime { start: Some(self.valid), end };
         match &new {
@@ -510,7 +774,8 @@ impl Session<'_> {
         Ok(())
     }
 
-    fn commit(self) -> Result<Outcome> {
+    fn commit(mut self) -> Result<Outcome> {
+        self.maintain_scan_levels()?;
         let mut outcome = self.outcome;
         if outcome.events.is_empty() {
             // Nothing changed: nothing to make durable.
@@ -519,4 +784,22 @@ impl Session<'_> {
         outcome.tx = Some(self.tx.commit()?);
         Ok(outcome)
     }
+}
+
+/// The types that reference `type_name` (or an ancestor of it) through a field with a scan-level
+/// cap: only their objects can pass levels to or take levels from an object of this type.
+fn capped_referrer_types(catalog: &Catalog, type_name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in catalog.types().filter(|t| !t.is_abstract) {
+        let capped = t.references().any(|f| {
+            f.reference().is_some_and(|spec| {
+                (spec.max_issue_scan_level.is_some() || spec.max_inherit_scan_level.is_some())
+                    && catalog.is_a(type_name, &spec.target)
+            })
+        });
+        if capped {
+            out.push(t.name.clone());
+        }
+    }
+    out
 }

@@ -3,15 +3,17 @@
 //! origin holds any more is deleted in the same transaction, and every change is written to the
 //! event log of that transaction.
 //!
-//! Built so far: origins, merge-saves, garbage collection (cycles included) and change events.
-//! Scan levels, queries and organisations follow (issue 3).
+//! Built so far: origins, merge-saves, garbage collection (cycles included), change events and
+//! incrementally maintained scan levels. Queries and organisations follow (issue 3).
 
 pub mod change;
 pub mod error;
 pub mod graph;
 pub mod origin;
+pub mod scan;
 
 pub use change::{Change, Entity, Operation};
 pub use error::{GraphError, Result};
 pub use graph::{Affirmation, Declaration, Graph, Inference, Observation, Outcome};
 pub use origin::{Origin, OriginType};
+pub use scan::{InheritanceStep, ScanProfileRecord};
