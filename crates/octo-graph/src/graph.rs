@@ -351,7 +351,11 @@ impl Graph {
     }
 }
 
-fn profile_of(reader: &dyn octo_store::Reader, reference: &Reference, at: AsOf) -> Result<octo_model::ScanProfile> {
+pub(crate) fn profile_of(
+    reader: &dyn octo_store::Reader,
+    reference: &Reference,
+    at: AsOf,
+) -> Result<octo_model::ScanProfile> {
     let key = profile_key(reference);
     let record = match reader.get(&key, at)? {
         Some(v) => serde_json::from_slice::<ScanProfileRecord>(&v.doc)

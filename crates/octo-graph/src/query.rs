@@ -1,0 +1,423 @@
+//! Read queries, all at any (valid time, transaction time): list objects, the tree around an
+//! object, origins, findings.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use octo_model::{Ooi, Reference};
+use octo_store::{AsOf, Reader};
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::error::{GraphError, Result};
+use crate::graph::Graph;
+use crate::origin::{Origin, OriginType};
+
+/// A page of results with the total count of matches.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    /// Matches in all pages.
+    pub count: usize,
+    /// This page.
+    pub items: Vec<T>,
+}
+
+/// How `list_objects` orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListOrder {
+    /// Type, then primary key.
+    #[default]
+    ObjectType,
+    /// Scan level, then primary key.
+    ScanLevel,
+}
+
+/// The filters of `list_objects` (Octopoes' `GET /objects`).
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    /// Types to list; abstract types (and `OOI`) expand to their concrete types.
+    pub types: Vec<String>,
+    /// Only these levels (empty: all).
+    pub scan_levels: BTreeSet<u8>,
+    /// Only these profile types, `declared`, `inherited` or `empty` (empty: all).
+    pub scan_profile_types: BTreeSet<String>,
+    /// Case-insensitive substring of the primary key.
+    pub search: Option<String>,
+    /// Ordering.
+    pub order_by: ListOrder,
+    /// Descending instead of ascending.
+    pub descending: bool,
+    /// Skip this many matches.
+    pub offset: usize,
+    /// Return at most this many.
+    pub limit: usize,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        ListQuery {
+            types: vec![octo_model::ROOT_TYPE.to_owned()],
+            scan_levels: BTreeSet::new(),
+            scan_profile_types: BTreeSet::new(),
+            search: None,
+            order_by: ListOrder::ObjectType,
+            descending: false,
+            offset: 0,
+            limit: 50,
+        }
+    }
+}
+
+/// One node of a tree: an object and its neighbours by relation name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TreeNode {
+    /// The object.
+    pub reference: Reference,
+    /// Neighbours: an outgoing relation is named by the field, an incoming one by the
+    /// referencing type's reverse name (`Type_field` unless declared).
+    pub children: BTreeMap<String, Vec<TreeNode>>,
+}
+
+/// The neighbourhood of an object, with every object in it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tree {
+    /// The object asked about.
+    pub root: TreeNode,
+    /// Every object in the tree, by primary key (serialised in Octopoes' shape).
+    #[serde(serialize_with = "serialize_store")]
+    pub store: BTreeMap<Reference, Ooi>,
+}
+
+fn serialize_store<S: serde::Serializer>(store: &BTreeMap<Reference, Ooi>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(store.len()))?;
+    for (k, v) in store {
+        map.serialize_entry(k.as_str(), &v.to_json())?;
+    }
+    map.end()
+}
+
+/// Filters of `list_origins`; every given filter must match.
+#[derive(Debug, Clone, Default)]
+pub struct OriginQuery {
+    /// The object looked at.
+    pub source: Option<Reference>,
+    /// An object in the result.
+    pub result: Option<Reference>,
+    /// The method.
+    pub method: Option<String>,
+    /// The task.
+    pub task_id: Option<String>,
+    /// The kind.
+    pub origin_type: Option<OriginType>,
+}
+
+/// Filters of `list_findings`.
+#[derive(Debug, Clone)]
+pub struct FindingQuery {
+    /// Severities to include (those of the finding types).
+    pub severities: BTreeSet<String>,
+    /// Leave out muted findings.
+    pub exclude_muted: bool,
+    /// Only muted findings.
+    pub only_muted: bool,
+    /// Case-insensitive substring of the finding's primary key.
+    pub search: Option<String>,
+    /// By the finding type's risk score (`true`) or by finding type id.
+    pub order_by_score: bool,
+    /// Descending.
+    pub descending: bool,
+    /// Skip this many.
+    pub offset: usize,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// The severities, most severe first (Octopoes' `RiskLevelSeverity`).
+pub const SEVERITIES: [&str; 7] = ["critical", "high", "medium", "low", "recommendation", "pending", "unknown"];
+
+impl Default for FindingQuery {
+    fn default() -> Self {
+        FindingQuery {
+            severities: SEVERITIES.iter().map(|s| s.to_string()).collect(),
+            exclude_muted: true,
+            only_muted: false,
+            search: None,
+            order_by_score: true,
+            descending: true,
+            offset: 0,
+            limit: 50,
+        }
+    }
+}
+
+impl Graph {
+    fn decode_ooi(&self, key: &str, doc: &[u8]) -> Result<Ooi> {
+        let json: Json = serde_json::from_slice(doc)
+            .map_err(|e| GraphError::Corrupt { key: key.to_owned(), message: e.to_string() })?;
+        Ok(self.catalog().ooi_from_json(&json)?)
+    }
+
+    fn with_profile(&self, snap: &dyn Reader, mut ooi: Ooi, at: AsOf) -> Result<Ooi> {
+        ooi.scan_profile = Some(crate::graph::profile_of(snap, ooi.primary_key(), at)?);
+        Ok(ooi)
+    }
+
+    /// Lists objects with Octopoes' filters, paged, with the total count.
+    pub fn list_objects(&self, q: &ListQuery, at: AsOf) -> Result<Page<Ooi>> {
+        let mut types = BTreeSet::new();
+        for t in &q.types {
+            types.extend(self.catalog().concrete_types(t)?.iter().cloned());
+        }
+        let types: Vec<&str> = types.iter().map(String::as_str).collect();
+        let snap = self.store().snapshot()?;
+        let needle = q.search.as_ref().map(|s| s.to_lowercase());
+        let need_profile =
+            !q.scan_levels.is_empty() || !q.scan_profile_types.is_empty() || q.order_by == ListOrder::ScanLevel;
+        let mut matches: Vec<(u8, String)> = Vec::new();
+        let mut failure = None;
+        snap.scan_types(&types, at, &mut |v| {
+            if needle.as_ref().is_some_and(|n| !v.key.to_lowercase().contains(n.as_str())) {
+                return true;
+            }
+            let mut level = 0;
+            if need_profile {
+                match crate::graph::profile_of(&*snap, &Reference::from_trusted(v.key.clone()), at) {
+                    Ok(p) => {
+                        if (!q.scan_levels.is_empty() && !q.scan_levels.contains(&p.level))
+                            || (!q.scan_profile_types.is_empty()
+                                && !q.scan_profile_types.contains(&p.scan_profile_type))
+                        {
+                            return true;
+                        }
+                        level = p.level;
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        return false;
+                    }
+                }
+            }
+            matches.push((level, v.key));
+            true
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        // Scans come in key order, which is type then key; reorder only when asked.
+        match (q.order_by, q.descending) {
+            (ListOrder::ObjectType, false) => {}
+            (ListOrder::ObjectType, true) => matches.reverse(),
+            (ListOrder::ScanLevel, desc) => {
+                matches.sort_by(|a, b| if desc { b.cmp(a) } else { a.cmp(b) });
+            }
+        }
+        let count = matches.len();
+        let mut items = Vec::new();
+        for (_, key) in matches.into_iter().skip(q.offset).take(q.limit) {
+            if let Some(v) = snap.get(&key, at)? {
+                let ooi = self.decode_ooi(&key, &v.doc)?;
+                items.push(self.with_profile(&*snap, ooi, at)?);
+            }
+        }
+        Ok(Page { count, items })
+    }
+
+    /// The objects around `reference` to `depth` steps, both directions. Relations are walked
+    /// as Octopoes names them; a step never goes straight back along the edge it came by, and
+    /// objects of non-traversable types are leaves. `types`, when not empty, keeps only
+    /// neighbours of those types (abstract types expand).
+    pub fn tree(&self, reference: &Reference, depth: usize, types: &[String], at: AsOf) -> Result<Tree> {
+        let snap = self.store().snapshot()?;
+        let mut allowed: BTreeSet<String> = BTreeSet::new();
+        for t in types {
+            allowed.extend(self.catalog().concrete_types(t)?.iter().cloned());
+        }
+        let mut store = BTreeMap::new();
+        let root = self
+            .tree_node(&*snap, reference, depth, None, &allowed, at, &mut store)?
+            .ok_or_else(|| GraphError::NotFound(format!("object '{reference}' not found at {}", at.valid_time)))?;
+        Ok(Tree { root, store })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tree_node(
+        &self,
+        snap: &dyn Reader,
+        reference: &Reference,
+        depth: usize,
+        came_by: Option<(&Reference, &str)>,
+        allowed: &BTreeSet<String>,
+        at: AsOf,
+        store: &mut BTreeMap<Reference, Ooi>,
+    ) -> Result<Option<TreeNode>> {
+        let Some(v) = snap.get(reference.as_str(), at)? else { return Ok(None) };
+        let ooi = self.decode_ooi(&v.key, &v.doc)?;
+        let def = self.catalog().get(ooi.object_type())?;
+        let expand = depth > 0 && (came_by.is_none() || def.traversable);
+        let mut children: BTreeMap<String, Vec<TreeNode>> = BTreeMap::new();
+        if expand {
+            // (neighbour, relation name here, the same edge's name seen from the neighbour)
+            let mut steps: Vec<(Reference, String, String)> = Vec::new();
+            for (field, target) in ooi.references() {
+                steps.push((target.clone(), field.to_owned(), def.reverse_name(field)));
+            }
+            for rv in snap.referrers(reference.as_str(), None, at)? {
+                if rv.key.starts_with("Origin|") || rv.key.starts_with("ScanProfile|") {
+                    continue;
+                }
+                let referrer = self.decode_ooi(&rv.key, &rv.doc)?;
+                let rdef = self.catalog().get(referrer.object_type())?;
+                for (field, target) in referrer.references() {
+                    if target == reference {
+                        steps.push((referrer.primary_key().clone(), rdef.reverse_name(field), field.to_owned()));
+                    }
+                }
+            }
+            for (neighbour, relation, back) in steps {
+                if came_by.is_some_and(|(from, edge)| from == &neighbour && edge == relation) {
+                    continue;
+                }
+                if !allowed.is_empty() && !allowed.contains(neighbour.type_name()) {
+                    continue;
+                }
+                if let Some(child) =
+                    self.tree_node(snap, &neighbour, depth - 1, Some((reference, back.as_str())), allowed, at, store)?
+                {
+                    children.entry(relation).or_default().push(child);
+                }
+            }
+        }
+        let ooi = self.with_profile(snap, ooi, at)?;
+        store.insert(reference.clone(), ooi);
+        Ok(Some(TreeNode { reference: reference.clone(), children }))
+    }
+
+    /// Origins matching every given filter.
+    pub fn list_origins(&self, q: &OriginQuery, at: AsOf) -> Result<Vec<Origin>> {
+        let snap = self.store().snapshot()?;
+        let mut candidates: Vec<Origin> = Vec::new();
+        let decode = |key: &str, doc: &[u8]| -> Result<Origin> {
+            serde_json::from_slice(doc).map_err(|e| GraphError::Corrupt { key: key.to_owned(), message: e.to_string() })
+        };
+        if let Some(anchor) = q.source.as_ref().or(q.result.as_ref()) {
+            for v in snap.referrers(anchor.as_str(), Some("Origin"), at)? {
+                candidates.push(decode(&v.key, &v.doc)?);
+            }
+        } else {
+            let mut failure = None;
+            snap.scan_type("Origin", at, &mut |v| match decode(&v.key, &v.doc) {
+                Ok(o) => {
+                    candidates.push(o);
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            })?;
+            if let Some(e) = failure {
+                return Err(e);
+            }
+        }
+        candidates.retain(|o| {
+            q.source.as_ref().is_none_or(|s| &o.source == s)
+                && q.result.as_ref().is_none_or(|r| o.result.contains(r))
+                && q.method.as_ref().is_none_or(|m| &o.method == m)
+                && q.task_id.as_ref().is_none_or(|t| o.task_id.as_ref() == Some(t))
+                && q.origin_type.is_none_or(|t| o.origin_type == t)
+        });
+        Ok(candidates)
+    }
+
+    /// Findings by their finding type's severity, muted or not, ordered and paged.
+    pub fn list_findings(&self, q: &FindingQuery, at: AsOf) -> Result<Page<Ooi>> {
+        let snap = self.store().snapshot()?;
+        let mut rows = Vec::new();
+        for (finding, severity, score, muted) in self.findings_with_severity(&*snap, at)? {
+            if !q.severities.contains(&severity) || (q.exclude_muted && muted) || (q.only_muted && !muted) {
+                continue;
+            }
+            if q.search
+                .as_ref()
+                .is_some_and(|s| !finding.primary_key().as_str().to_lowercase().contains(&s.to_lowercase()))
+            {
+                continue;
+            }
+            rows.push((score, finding));
+        }
+        let finding_type = |o: &Ooi| o.get("finding_type").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        if q.order_by_score {
+            rows.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.primary_key().cmp(b.1.primary_key())));
+        } else {
+            rows.sort_by(|a, b| {
+                finding_type(&a.1).cmp(&finding_type(&b.1)).then_with(|| a.1.primary_key().cmp(b.1.primary_key()))
+            });
+        }
+        if q.descending {
+            rows.reverse();
+        }
+        let count = rows.len();
+        let mut items = Vec::new();
+        for (_, f) in rows.into_iter().skip(q.offset).take(q.limit) {
+            items.push(self.with_profile(&*snap, f, at)?);
+        }
+        Ok(Page { count, items })
+    }
+
+    /// How many findings there are of each severity (muted ones left out).
+    pub fn count_findings_by_severity(&self, at: AsOf) -> Result<BTreeMap<String, usize>> {
+        let snap = self.store().snapshot()?;
+        let mut counts: BTreeMap<String, usize> = SEVERITIES.iter().map(|s| (s.to_string(), 0)).collect();
+        for (_, severity, _, muted) in self.findings_with_severity(&*snap, at)? {
+            if !muted {
+                *counts.entry(severity).or_default() += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Every finding with its severity (`pending` when its finding type is missing, `unknown`
+    /// when the type has none), risk score (0 when none) and whether it is muted.
+    fn findings_with_severity(&self, snap: &dyn Reader, at: AsOf) -> Result<Vec<(Ooi, String, f64, bool)>> {
+        let mut findings = Vec::new();
+        let mut failure = None;
+        snap.scan_type("Finding", at, &mut |v| match self.decode_ooi(&v.key, &v.doc) {
+            Ok(o) => {
+                findings.push(o);
+                true
+            }
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let mut types: BTreeMap<String, (String, f64)> = BTreeMap::new();
+        let mut out = Vec::with_capacity(findings.len());
+        for f in findings {
+            let ft = f.get("finding_type").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+            if !types.contains_key(&ft) {
+                let entry = match snap.get(&ft, at)? {
+                    None => ("pending".to_owned(), 0.0),
+                    Some(v) => {
+                        let t = self.decode_ooi(&v.key, &v.doc)?;
+                        let severity = t.get("risk_severity").and_then(|v| v.as_str()).unwrap_or("unknown").to_owned();
+                        let score = match t.get("risk_score") {
+                            Some(octo_model::Value::Float(s)) => *s,
+                            Some(octo_model::Value::Int(s)) => *s as f64,
+                            _ => 0.0,
+                        };
+                        (severity, score)
+                    }
+                };
+                types.insert(ft.clone(), entry);
+            }
+            let (severity, score) = types[&ft].clone();
+            let muted = !snap.referrers(f.primary_key().as_str(), Some("MutedFinding"), at)?.is_empty();
+            out.push((f, severity, score, muted));
+        }
+        Ok(out)
+    }
+}

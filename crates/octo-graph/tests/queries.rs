@@ -1,0 +1,217 @@
+//! Queries: list objects, tree, origins, findings.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use octo_graph::{Declaration, FindingQuery, Graph, ListOrder, ListQuery, Observation, OriginQuery, OriginType};
+use octo_model::{Catalog, Ooi, Reference};
+use octo_store::{AsOf, RedbStore, StoreOptions};
+use serde_json::json;
+
+fn graph() -> (tempfile::TempDir, Graph) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(&dir.path().join("g.redb"), &StoreOptions { cache_bytes: 8 << 20 }).unwrap();
+    (dir, Graph::new(Arc::new(store), Catalog::builtin()))
+}
+
+fn ooi(doc: serde_json::Value) -> Ooi {
+    Catalog::builtin().ooi_from_json(&doc).unwrap()
+}
+
+fn declare(g: &Graph, o: Ooi) {
+    g.save_declaration(Declaration { ooi: o, method: None, task_id: None, valid_time: None, end_valid_time: None })
+        .unwrap();
+}
+
+fn r(s: &str) -> Reference {
+    Reference::from_trusted(s)
+}
+
+fn surface(g: &Graph) {
+    declare(g, ooi(json!({"object_type": "Network", "name": "internet"})));
+    declare(g, ooi(json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": "192.0.2.1"})));
+    declare(g, ooi(json!({"object_type": "IPAddressV6", "network": "Network|internet", "address": "2001:db8::1"})));
+    declare(g, ooi(json!({"object_type": "Hostname", "network": "Network|internet", "name": "a.example"})));
+    declare(
+        g,
+        ooi(
+            json!({"object_type": "ResolvedHostname", "hostname": "Hostname|internet|a.example", "address": "IPAddressV4|internet|192.0.2.1"}),
+        ),
+    );
+    for p in [22, 80, 443] {
+        declare(
+            g,
+            ooi(
+                json!({"object_type": "IPPort", "address": "IPAddressV4|internet|192.0.2.1", "protocol": "tcp", "port": p}),
+            ),
+        );
+    }
+}
+
+#[test]
+fn list_objects_filters_orders_and_pages() {
+    let (_d, g) = graph();
+    surface(&g);
+    let all = g.list_objects(&ListQuery { limit: 100, ..Default::default() }, AsOf::now()).unwrap();
+    assert_eq!(all.count, 8);
+    let ips =
+        g.list_objects(&ListQuery { types: vec!["IPAddress".into()], ..Default::default() }, AsOf::now()).unwrap();
+    assert_eq!(ips.count, 2);
+    let page = g
+        .list_objects(
+            &ListQuery { types: vec!["IPPort".into()], offset: 1, limit: 1, ..Default::default() },
+            AsOf::now(),
+        )
+        .unwrap();
+    assert_eq!(page.count, 3);
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].primary_key().as_str(), "IPPort|internet|192.0.2.1|tcp|443");
+    let found =
+        g.list_objects(&ListQuery { search: Some("A.EXAMPLE".into()), ..Default::default() }, AsOf::now()).unwrap();
+    assert_eq!(found.count, 2, "hostname and resolved hostname");
+
+    g.set_scan_profile(&r("Hostname|internet|a.example"), Some(2), None, None).unwrap();
+    let l2 = g
+        .list_objects(&ListQuery { scan_levels: BTreeSet::from([2]), limit: 100, ..Default::default() }, AsOf::now())
+        .unwrap();
+    assert_eq!(l2.count, 6, "the hostname, its resolution, the address and three ports");
+    let declared = g
+        .list_objects(
+            &ListQuery { scan_profile_types: BTreeSet::from(["declared".into()]), ..Default::default() },
+            AsOf::now(),
+        )
+        .unwrap();
+    assert_eq!(
+        declared.items.iter().map(|o| o.primary_key().as_str()).collect::<Vec<_>>(),
+        ["Hostname|internet|a.example"]
+    );
+    let by_level = g
+        .list_objects(
+            &ListQuery { order_by: ListOrder::ScanLevel, descending: true, limit: 100, ..Default::default() },
+            AsOf::now(),
+        )
+        .unwrap();
+    assert_eq!(by_level.items[0].scan_profile.as_ref().unwrap().level, 2);
+    assert_eq!(by_level.items.last().unwrap().scan_profile.as_ref().unwrap().level, 0);
+    assert!(g.list_objects(&ListQuery { types: vec!["Nope".into()], ..Default::default() }, AsOf::now()).is_err());
+}
+
+#[test]
+fn tree_walks_both_directions_with_octopoes_relation_names() {
+    let (_d, g) = graph();
+    surface(&g);
+    let t = g.tree(&r("IPAddressV4|internet|192.0.2.1"), 1, &[], AsOf::now()).unwrap();
+    let names: Vec<&str> = t.root.children.keys().map(String::as_str).collect();
+    assert_eq!(names, ["ResolvedHostname_address", "network", "ports"]);
+    assert_eq!(t.root.children["ports"].len(), 3);
+    assert_eq!(t.store.len(), 6);
+
+    // Depth 2: the network is not traversable, so its hostnames and addresses do not appear;
+    // the resolved hostname leads on to the hostname but not back to the address.
+    let t = g.tree(&r("IPAddressV4|internet|192.0.2.1"), 2, &[], AsOf::now()).unwrap();
+    let network = &t.root.children["network"][0];
+    assert!(network.children.is_empty());
+    let rh = &t.root.children["ResolvedHostname_address"][0];
+    assert_eq!(rh.children.keys().collect::<Vec<_>>(), ["hostname"]);
+    assert!(t.store.contains_key(&r("Hostname|internet|a.example")));
+    assert!(!t.store.contains_key(&r("IPAddressV6|internet|2001:db8::1")));
+    // A type filter keeps only those neighbours.
+    let t = g.tree(&r("IPAddressV4|internet|192.0.2.1"), 1, &["IPPort".into()], AsOf::now()).unwrap();
+    assert_eq!(t.root.children.keys().collect::<Vec<_>>(), ["ports"]);
+    let json = serde_json::to_value(&t).unwrap();
+    assert_eq!(json["root"]["reference"], "IPAddressV4|internet|192.0.2.1");
+    assert_eq!(json["store"]["IPPort|internet|192.0.2.1|tcp|22"]["port"], 22);
+    assert!(g.tree(&r("IPAddressV4|internet|192.0.2.99"), 1, &[], AsOf::now()).is_err());
+}
+
+#[test]
+fn origins_by_filter() {
+    let (_d, g) = graph();
+    surface(&g);
+    g.save_observation(Observation {
+        method: "kat_nmap_normalize".into(),
+        source: r("IPAddressV4|internet|192.0.2.1"),
+        source_method: Some("nmap".into()),
+        result: vec![ooi(json!({"object_type": "IPPort", "address": "IPAddressV4|internet|192.0.2.1", "protocol": "tcp", "port": 22}))],
+        task_id: Some("task-1".into()),
+        valid_time: None,
+    })
+    .unwrap();
+    let by_source = g
+        .list_origins(
+            &OriginQuery { source: Some(r("IPAddressV4|internet|192.0.2.1")), ..Default::default() },
+            AsOf::now(),
+        )
+        .unwrap();
+    assert_eq!(by_source.len(), 2, "its declaration and the observation");
+    let by_result = g
+        .list_origins(
+            &OriginQuery { result: Some(r("IPPort|internet|192.0.2.1|tcp|22")), ..Default::default() },
+            AsOf::now(),
+        )
+        .unwrap();
+    assert_eq!(by_result.len(), 2);
+    let by_task =
+        g.list_origins(&OriginQuery { task_id: Some("task-1".into()), ..Default::default() }, AsOf::now()).unwrap();
+    assert_eq!(by_task.len(), 1);
+    assert_eq!(by_task[0].method, "kat_nmap_normalize");
+    let declarations = g
+        .list_origins(&OriginQuery { origin_type: Some(OriginType::Declaration), ..Default::default() }, AsOf::now())
+        .unwrap();
+    assert_eq!(declarations.len(), 8);
+}
+
+#[test]
+fn findings_by_severity_muted_and_counted() {
+    let (_d, g) = graph();
+    surface(&g);
+    declare(
+        &g,
+        ooi(
+            json!({"object_type": "KATFindingType", "id": "KAT-OPEN-SSH", "risk_severity": "medium", "risk_score": 5.0}),
+        ),
+    );
+    declare(
+        &g,
+        ooi(
+            json!({"object_type": "KATFindingType", "id": "KAT-OPEN-TELNET", "risk_severity": "high", "risk_score": 8.0}),
+        ),
+    );
+    declare(&g, ooi(json!({"object_type": "KATFindingType", "id": "KAT-NO-SEVERITY"})));
+    let finding = |port: u16, ft: &str| {
+        ooi(
+            json!({"object_type": "Finding", "ooi": format!("IPPort|internet|192.0.2.1|tcp|{port}"), "finding_type": format!("KATFindingType|{ft}")}),
+        )
+    };
+    declare(&g, finding(22, "KAT-OPEN-SSH"));
+    declare(&g, finding(80, "KAT-OPEN-TELNET"));
+    declare(&g, finding(443, "KAT-NO-SEVERITY"));
+    declare(&g, finding(443, "KAT-NOT-DECLARED"));
+    declare(
+        &g,
+        ooi(
+            json!({"object_type": "MutedFinding", "finding": "Finding|IPPort|internet|192.0.2.1|tcp|80|KAT-OPEN-TELNET", "reason": "accepted"}),
+        ),
+    );
+
+    let counts = g.count_findings_by_severity(AsOf::now()).unwrap();
+    assert_eq!((counts["medium"], counts["high"], counts["unknown"], counts["pending"]), (1, 0, 1, 1));
+    let page = g.list_findings(&FindingQuery::default(), AsOf::now()).unwrap();
+    assert_eq!(page.count, 3);
+    assert_eq!(
+        page.items[0].primary_key().as_str(),
+        "Finding|IPPort|internet|192.0.2.1|tcp|22|KAT-OPEN-SSH",
+        "highest score first"
+    );
+    let muted = g
+        .list_findings(&FindingQuery { exclude_muted: false, only_muted: true, ..Default::default() }, AsOf::now())
+        .unwrap();
+    assert_eq!(muted.count, 1);
+    let high = g
+        .list_findings(
+            &FindingQuery { severities: BTreeSet::from(["high".into()]), exclude_muted: false, ..Default::default() },
+            AsOf::now(),
+        )
+        .unwrap();
+    assert_eq!(high.count, 1);
+}
