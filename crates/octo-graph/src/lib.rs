@@ -5,11 +5,12 @@
 //!
 //! Built so far: origins, merge-saves, garbage collection (cycles included), change events and
 //! incrementally maintained scan levels, and queries (list, tree, origins, findings). Path
-//! queries and organisations follow (issue 3).
+//! queries follow (issue 3).
 
 pub mod change;
 pub mod error;
 pub mod graph;
+pub mod organisations;
 pub mod origin;
 pub mod query;
 pub mod scan;
@@ -17,6 +18,7 @@ pub mod scan;
 pub use change::{Change, Entity, Operation};
 pub use error::{GraphError, Result};
 pub use graph::{Affirmation, Declaration, Graph, Inference, Observation, Outcome};
+pub use organisations::Organisations;
 pub use origin::{Origin, OriginType};
 pub use query::{FindingQuery, ListOrder, ListQuery, OriginQuery, Page, Tree, TreeNode, SEVERITIES};
 pub use scan::{InheritanceStep, ScanProfileRecord};

@@ -1,8 +1,8 @@
 //! `octograph`: the command-line entry point.
 //!
-//! Until the HTTP server lands, the CLI is how objects get into and out of a graph's store:
-//! `import` validates objects against the catalogue and writes them in one transaction; `get`,
-//! `list` and `history` read at any valid and transaction time.
+//! Until the HTTP server lands, the CLI is how objects get into and out of an organisation's
+//! graph: `import` declares objects in one transaction (garbage collection and scan levels
+//! included); `get`, `list`, `tree`, `origins`, `findings` and `history` read at any valid time.
 
 mod bench;
 mod config;
@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use octo_graph::{Declaration, FindingQuery, Graph, ListQuery, Organisations, OriginQuery, Outcome};
 use octo_model::{Catalog, CatalogBuilder, Reference};
-use octo_store::{AsOf, RedbStore, Store, StoreOptions, Timestamp, ValidTime};
+use octo_store::{AsOf, StoreOptions, Timestamp};
 use serde_json::json;
 
 use crate::config::Config;
@@ -43,15 +44,21 @@ enum Command {
     Types,
     /// Parse a primary key and print its canonical form and typed tokens.
     ParseKey { key: String },
-    /// Validate objects (a JSON array, one object, or JSON lines; `-` for stdin) and write them
-    /// in one transaction.
+    /// Manage organisations (each has its own graph).
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Declare objects (a JSON array, one object, or JSON lines; `-` for stdin), all in one
+    /// transaction; validation fails the whole file before anything is written.
     Import {
         file: PathBuf,
-        /// Valid time of the objects (RFC 3339); default: the transaction's time.
+        /// Valid time of the declarations (RFC 3339); default: the transaction's time.
         #[arg(long)]
         valid_time: Option<Timestamp>,
+        /// The declaration method recorded in each origin.
+        #[arg(long, default_value = "manual")]
+        method: String,
     },
-    /// Print one object as of a valid time and, optionally, a transaction time.
+    /// Print one object, with its scan profile, as of a valid time and optionally a transaction time.
     Get {
         key: String,
         #[arg(long)]
@@ -61,25 +68,64 @@ enum Command {
     },
     /// Print the objects of a type (abstract types included), one JSON document per line.
     List {
+        #[arg(default_value = "OOI")]
         object_type: String,
         #[arg(long)]
         valid_time: Option<Timestamp>,
         #[arg(long)]
         tx_time: Option<Timestamp>,
+        /// Case-insensitive substring of the primary key.
+        #[arg(long)]
+        search: Option<String>,
+        /// Only objects at these scan levels (repeatable).
+        #[arg(long = "scan-level")]
+        scan_levels: Vec<u8>,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
     /// Print every version of an object (one JSON line each).
     History { key: String },
-    /// Delete an object from a valid time on.
+    /// Delete an object, whatever holds it; what only it held goes too.
     Delete {
         key: String,
         #[arg(long)]
         valid_time: Option<Timestamp>,
     },
+    /// Print the objects around one, to a depth, as JSON.
+    Tree {
+        key: String,
+        #[arg(long, default_value_t = 1)]
+        depth: usize,
+        #[arg(long)]
+        valid_time: Option<Timestamp>,
+    },
+    /// Print the origins whose source is, or whose result holds, an object.
+    Origins { key: String },
+    /// Print the findings (not muted), highest risk score first.
+    Findings {
+        /// Only these severities (repeatable).
+        #[arg(long = "severity")]
+        severities: Vec<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Declare an object's scan level (0–4), or `none` to let it inherit again.
+    ScanLevel { key: String, level: String },
     /// Benchmarks that need a whole process (peak memory under `/usr/bin/time -v`).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create an organisation.
+    Create { name: String },
+    /// List organisations.
+    List,
+    /// Delete an organisation and its whole graph.
+    Delete { name: String },
 }
 
 fn main() {
@@ -116,23 +162,27 @@ fn catalog(config: &Config) -> anyhow::Result<Catalog> {
     Ok(builder.build()?)
 }
 
-fn valid_org(org: &str) -> anyhow::Result<&str> {
-    if org.is_empty() || !org.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        bail!("organisation '{org}' must be letters, digits, '-' or '_'");
-    }
-    Ok(org)
+fn organisations(config: &Config, catalog: Catalog) -> anyhow::Result<Organisations> {
+    let options = StoreOptions { cache_bytes: config.cache_mb << 20 };
+    Ok(Organisations::open(&config.data_dir, catalog, options)?)
 }
 
-fn open_store(config: &Config, org: &str) -> anyhow::Result<RedbStore> {
-    let dir = config.data_dir.join(valid_org(org)?);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let options = StoreOptions { cache_bytes: config.cache_mb << 20 };
-    RedbStore::open(&dir.join("graph.redb"), &options)
-        .with_context(|| format!("opening the store in {}", dir.display()))
+/// The organisation's graph; `default` is created on first use, others by `org create`.
+fn graph(orgs: &Organisations, org: &str) -> anyhow::Result<std::sync::Arc<Graph>> {
+    Ok(if org == "default" { orgs.get_or_create(org)? } else { orgs.get(org)? })
 }
 
 fn as_of(valid_time: Option<Timestamp>, tx_time: Option<Timestamp>) -> AsOf {
     AsOf { valid_time: valid_time.unwrap_or_else(Timestamp::now), tx_time }
+}
+
+fn outcome_json(o: &Outcome) -> serde_json::Value {
+    json!({
+        "tx_id": o.tx.map(|t| t.tx_id), "tx_time": o.tx.map(|t| t.tx_time.to_string()),
+        "created": o.created.len(), "updated": o.updated.len(),
+        "deleted": o.deleted.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        "events": o.events.len(),
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -141,6 +191,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = Config::load(cli.config.as_deref(), cli.data_dir, cli.schema_dir)?;
     let catalog = catalog(&config)?;
+    let orgs = organisations(&config, catalog.clone())?;
+    let key = |k: &str| -> anyhow::Result<Reference> { Ok(Reference::parse(k, &catalog)?.into_reference()) };
     match cli.command {
         Command::Types => {
             for t in catalog.types() {
@@ -156,94 +208,128 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let parsed = Reference::parse(&key, &catalog)?;
             println!("{}", json!({"primary_key": parsed.reference().as_str(), "tokens": parsed.tokens().to_json()}));
         }
-        Command::Import { file, valid_time } => {
+        Command::Org(OrgCommand::Create { name }) => {
+            orgs.create(&name)?;
+            println!("{}", json!({"created": name}));
+        }
+        Command::Org(OrgCommand::List) => {
+            for name in orgs.list()? {
+                println!("{name}");
+            }
+        }
+        Command::Org(OrgCommand::Delete { name }) => {
+            orgs.delete(&name)?;
+            println!("{}", json!({"deleted": name}));
+        }
+        Command::Import { file, valid_time, method } => {
             let docs = read_documents(&file)?;
-            let mut objects = Vec::with_capacity(docs.len());
+            let mut declarations = Vec::with_capacity(docs.len());
             for (i, doc) in docs.iter().enumerate() {
-                objects.push(
-                    catalog.ooi_from_json(doc).with_context(|| format!("object {} of {}", i + 1, file.display()))?,
-                );
+                let ooi =
+                    catalog.ooi_from_json(doc).with_context(|| format!("object {} of {}", i + 1, file.display()))?;
+                declarations.push(Declaration {
+                    ooi,
+                    method: Some(method.clone()),
+                    task_id: None,
+                    valid_time,
+                    end_valid_time: None,
+                });
             }
-            let store = open_store(&config, &cli.org)?;
-            let mut tx = store.begin()?;
-            for o in &objects {
-                let refs: Vec<String> = o.references().map(|(_, r)| r.to_string()).collect();
-                let doc = serde_json::to_vec(&o.to_json())?;
-                tx.put(o.primary_key().as_str(), &doc, &refs, ValidTime { start: valid_time, end: None })?;
-            }
-            let receipt = tx.commit()?;
-            println!(
-                "{}",
-                json!({"imported": objects.len(), "tx_id": receipt.tx_id, "tx_time": receipt.tx_time.to_string()})
-            );
+            let outcome = graph(&orgs, &cli.org)?.save_declarations(&declarations)?;
+            let mut out = outcome_json(&outcome);
+            out["imported"] = json!(declarations.len());
+            println!("{out}");
         }
-        Command::Get { key, valid_time, tx_time } => {
-            let key = Reference::parse(&key, &catalog)?.into_reference();
-            let store = open_store(&config, &cli.org)?;
-            let snap = store.snapshot()?;
-            let at = as_of(valid_time, tx_time);
-            match snap.get(key.as_str(), at)? {
-                Some(v) => println!("{}", String::from_utf8_lossy(&v.doc)),
-                None => bail!("object '{key}' not found at valid time {}", at.valid_time),
-            }
+        Command::Get { key: k, valid_time, tx_time } => {
+            let ooi = graph(&orgs, &cli.org)?.get(&key(&k)?, as_of(valid_time, tx_time))?;
+            println!("{}", ooi.to_json());
         }
-        Command::List { object_type, valid_time, tx_time, limit } => {
-            let types: Vec<&str> = catalog.concrete_types(&object_type)?.iter().map(String::as_str).collect();
-            let store = open_store(&config, &cli.org)?;
-            let snap = store.snapshot()?;
-            let mut n = 0;
-            let mut out = std::io::stdout().lock();
-            let mut write_err = None;
-            snap.scan_types(&types, as_of(valid_time, tx_time), &mut |v| {
-                use std::io::Write;
-                if let Err(e) = out.write_all(&v.doc).and_then(|()| out.write_all(b"\n")) {
-                    write_err = Some(e);
-                    return false;
-                }
-                n += 1;
-                n < limit
-            })?;
-            if let Some(e) = write_err {
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    return Err(e.into());
-                }
-            }
+        Command::List { object_type, valid_time, tx_time, search, scan_levels, offset, limit } => {
+            let q = ListQuery {
+                types: vec![object_type],
+                scan_levels: scan_levels.into_iter().collect(),
+                search,
+                offset,
+                limit,
+                ..Default::default()
+            };
+            let page = graph(&orgs, &cli.org)?.list_objects(&q, as_of(valid_time, tx_time))?;
+            print_lines(page.items.iter().map(|o| o.to_json()))?;
         }
-        Command::History { key } => {
-            let key = Reference::parse(&key, &catalog)?.into_reference();
-            let store = open_store(&config, &cli.org)?;
-            let history = store.snapshot()?.history(key.as_str())?;
+        Command::History { key: k } => {
+            let k = key(&k)?;
+            let history = graph(&orgs, &cli.org)?.store().snapshot()?.history(k.as_str())?;
             if history.is_empty() {
-                bail!("object '{key}' has no history");
+                bail!("object '{k}' has no history");
             }
+            let mut lines = Vec::new();
             for v in history {
                 let doc: serde_json::Value =
                     if v.is_tombstone() { serde_json::Value::Null } else { serde_json::from_slice(&v.doc)? };
-                println!(
-                    "{}",
-                    json!({
-                        "valid_time": v.valid_time.to_string(), "tx_time": v.tx_time.to_string(), "tx_id": v.tx_id,
-                        "content_hash": v.content_hash.map(|h| h.to_string()), "deleted": v.is_tombstone(), "document": doc,
-                    })
-                );
+                lines.push(json!({
+                    "valid_time": v.valid_time.to_string(), "tx_time": v.tx_time.to_string(), "tx_id": v.tx_id,
+                    "content_hash": v.content_hash.map(|h| h.to_string()), "deleted": v.is_tombstone(), "document": doc,
+                }));
             }
+            print_lines(lines.into_iter())?;
         }
-        Command::Delete { key, valid_time } => {
-            let key = Reference::parse(&key, &catalog)?.into_reference();
-            let store = open_store(&config, &cli.org)?;
-            let mut tx = store.begin()?;
-            let at = AsOf { valid_time: valid_time.unwrap_or(tx.tx_time()), tx_time: None };
-            if tx.get(key.as_str(), at)?.is_none() {
-                bail!("object '{key}' does not exist at valid time {}", at.valid_time);
+        Command::Delete { key: k, valid_time } => {
+            let outcome = graph(&orgs, &cli.org)?.delete_object(&key(&k)?, valid_time)?;
+            println!("{}", outcome_json(&outcome));
+        }
+        Command::Tree { key: k, depth, valid_time } => {
+            let tree = graph(&orgs, &cli.org)?.tree(&key(&k)?, depth, &[], as_of(valid_time, None))?;
+            println!("{}", serde_json::to_string(&tree)?);
+        }
+        Command::Origins { key: k } => {
+            let g = graph(&orgs, &cli.org)?;
+            let k = key(&k)?;
+            let mut origins =
+                g.list_origins(&OriginQuery { source: Some(k.clone()), ..Default::default() }, AsOf::now())?;
+            for o in g.list_origins(&OriginQuery { result: Some(k), ..Default::default() }, AsOf::now())? {
+                if !origins.contains(&o) {
+                    origins.push(o);
+                }
             }
-            tx.delete(key.as_str(), ValidTime { start: valid_time, end: None })?;
-            let receipt = tx.commit()?;
-            println!(
-                "{}",
-                json!({"deleted": key.as_str(), "tx_id": receipt.tx_id, "tx_time": receipt.tx_time.to_string()})
-            );
+            print_lines(origins.iter().map(|o| json!({"id": o.id(), "origin": o})))?;
+        }
+        Command::Findings { severities, limit } => {
+            let mut q = FindingQuery { limit, ..Default::default() };
+            if !severities.is_empty() {
+                q.severities = severities.into_iter().collect();
+            }
+            let page = graph(&orgs, &cli.org)?.list_findings(&q, AsOf::now())?;
+            print_lines(page.items.iter().map(|o| o.to_json()))?;
+        }
+        Command::ScanLevel { key: k, level } => {
+            let level = match level.as_str() {
+                "none" => None,
+                l => Some(
+                    l.parse::<u8>()
+                        .ok()
+                        .filter(|l| *l <= 4)
+                        .ok_or_else(|| anyhow::anyhow!("scan level '{l}' is not 0–4 or `none`"))?,
+                ),
+            };
+            let outcome = graph(&orgs, &cli.org)?.set_scan_profile(&key(&k)?, level, None, None)?;
+            println!("{}", outcome_json(&outcome));
         }
         Command::Bench(_) => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+/// Prints JSON values one per line; a closed pipe (`| head`) ends quietly.
+fn print_lines(values: impl Iterator<Item = serde_json::Value>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for v in values {
+        if let Err(e) = writeln!(out, "{v}") {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(e.into());
+        }
     }
     Ok(())
 }

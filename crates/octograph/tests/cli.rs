@@ -69,9 +69,16 @@ fn import_then_read_at_any_time() {
 fn organisations_are_separate() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    fails_with(&octograph(d, &["--org", "acme", "import", &example()]), "organisation 'acme' does not exist");
+    ok(&octograph(d, &["org", "create", "acme"]));
+    ok(&octograph(d, &["org", "create", "other"]));
+    fails_with(&octograph(d, &["org", "create", "acme"]), "already exists");
     ok(&octograph(d, &["--org", "acme", "import", &example()]));
     assert_eq!(ok(&octograph(d, &["--org", "acme", "list", "Network"])).lines().count(), 1);
     assert_eq!(ok(&octograph(d, &["--org", "other", "list", "Network"])).lines().count(), 0);
+    assert_eq!(ok(&octograph(d, &["org", "list"])), "acme\nother\n");
+    ok(&octograph(d, &["org", "delete", "other"]));
+    fails_with(&octograph(d, &["--org", "other", "list"]), "does not exist");
     fails_with(&octograph(d, &["--org", "../etc", "list", "Network"]), "organisation");
 }
 
@@ -96,7 +103,8 @@ fn bad_input_is_refused_without_writing() {
     fails_with(&octograph(d, &["get", "IPPort|internet|192.0.2.1|tcp"]), "too few segments");
     fails_with(&octograph(d, &["list", "NoSuchType"]), "unknown object type");
     fails_with(&octograph(d, &["get", "Network|internet", "--valid-time", "yesterday"]), "RFC 3339");
-    fails_with(&octograph(d, &["delete", "Network|nowhere"]), "does not exist");
+    fails_with(&octograph(d, &["delete", "Network|nowhere"]), "not found");
+    fails_with(&octograph(d, &["scan-level", "Network|internet", "7"]), "not 0–4");
 }
 
 #[test]
@@ -138,4 +146,35 @@ fn user_schema_directory_adds_types() {
 
     std::fs::write(schemas.join("broken.toml"), "[Broken]\nnatural_key = [\"x\"]\n").unwrap();
     fails_with(&octograph(d, &["types"]), "broken.toml");
+}
+
+#[test]
+fn tree_origins_findings_and_scan_levels() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&octograph(d, &["import", &example()]));
+    let tree: serde_json::Value =
+        serde_json::from_str(&ok(&octograph(d, &["tree", "IPAddressV4|internet|192.0.2.10", "--depth", "1"]))).unwrap();
+    assert_eq!(tree["root"]["children"]["ports"].as_array().unwrap().len(), 2);
+    assert!(tree["store"]["IPPort|internet|192.0.2.10|tcp|443"].is_object());
+
+    let origins = ok(&octograph(d, &["origins", "IPPort|internet|192.0.2.10|tcp|23"]));
+    assert!(origins.contains("Origin|declaration|manual|IPPort|internet|192.0.2.10|tcp|23"), "{origins}");
+
+    let findings = ok(&octograph(d, &["findings"]));
+    assert_eq!(findings.lines().count(), 1);
+    assert_eq!(ok(&octograph(d, &["findings", "--severity", "low"])).lines().count(), 0);
+
+    ok(&octograph(d, &["scan-level", "IPAddressV4|internet|192.0.2.10", "2"]));
+    let port: serde_json::Value =
+        serde_json::from_str(&ok(&octograph(d, &["get", "IPPort|internet|192.0.2.10|tcp|443"]))).unwrap();
+    assert_eq!(port["scan_profile"]["level"], 2);
+    assert_eq!(port["scan_profile"]["scan_profile_type"], "inherited");
+    // The address, both ports, the IPService and the Website; the Service and the
+    // SoftwareInstance get 1 (their caps), the Finding and the DNS record nothing (no caps).
+    assert_eq!(ok(&octograph(d, &["list", "--scan-level", "2"])).lines().count(), 5);
+    let level1 = ok(&octograph(d, &["list", "--scan-level", "1"]));
+    assert!(level1.contains("\"Service|https\"") && level1.contains("SoftwareInstance|"), "{level1}");
+    ok(&octograph(d, &["scan-level", "IPAddressV4|internet|192.0.2.10", "none"]));
+    assert_eq!(ok(&octograph(d, &["list", "--scan-level", "2"])).lines().count(), 0);
 }

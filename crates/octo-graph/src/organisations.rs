@@ -1,0 +1,112 @@
+//! Organisations: one graph each, in its own store, so nothing crosses between them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use octo_model::Catalog;
+use octo_store::{RedbStore, StoreOptions};
+
+use crate::error::{GraphError, Result};
+use crate::graph::Graph;
+
+/// The organisations under one data directory (`<root>/<name>/graph.redb`).
+pub struct Organisations {
+    root: PathBuf,
+    catalog: Catalog,
+    options: StoreOptions,
+    open: Mutex<HashMap<String, Arc<Graph>>>,
+}
+
+/// Checks an organisation name: it becomes a directory name and a URL path segment.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(GraphError::Invalid(format!(
+            "organisation '{name}' must be 1–64 letters, digits, '-' or '_', not starting with '-'"
+        )))
+    }
+}
+
+impl Organisations {
+    /// The organisations stored under `root` (created if missing).
+    pub fn open(root: &Path, catalog: Catalog, options: StoreOptions) -> Result<Self> {
+        std::fs::create_dir_all(root)
+            .map_err(|e| GraphError::Invalid(format!("cannot create data directory {}: {e}", root.display())))?;
+        Ok(Organisations { root: root.to_owned(), catalog, options, open: Mutex::new(HashMap::new()) })
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    fn store_path(&self, name: &str) -> PathBuf {
+        self.dir(name).join("graph.redb")
+    }
+
+    /// Creates an organisation; an existing one is an error.
+    pub fn create(&self, name: &str) -> Result<Arc<Graph>> {
+        validate_name(name)?;
+        if self.store_path(name).exists() {
+            return Err(GraphError::Invalid(format!("organisation '{name}' already exists")));
+        }
+        std::fs::create_dir_all(self.dir(name))
+            .map_err(|e| GraphError::Invalid(format!("cannot create organisation '{name}': {e}")))?;
+        self.get(name)
+    }
+
+    /// An existing organisation's graph (opened once, then shared).
+    pub fn get(&self, name: &str) -> Result<Arc<Graph>> {
+        validate_name(name)?;
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(g) = open.get(name) {
+            return Ok(g.clone());
+        }
+        if !self.dir(name).is_dir() {
+            return Err(GraphError::NotFound(format!("organisation '{name}' does not exist")));
+        }
+        let store = RedbStore::open(&self.store_path(name), &self.options)?;
+        let graph = Arc::new(Graph::new(Arc::new(store), self.catalog.clone()));
+        open.insert(name.to_owned(), graph.clone());
+        Ok(graph)
+    }
+
+    /// An organisation's graph, created when it does not exist yet.
+    pub fn get_or_create(&self, name: &str) -> Result<Arc<Graph>> {
+        match self.get(name) {
+            Err(GraphError::NotFound(_)) => self.create(name),
+            other => other,
+        }
+    }
+
+    /// The organisations, by name.
+    pub fn list(&self) -> Result<Vec<String>> {
+        let entries = std::fs::read_dir(&self.root)
+            .map_err(|e| GraphError::Invalid(format!("cannot read {}: {e}", self.root.display())))?;
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| validate_name(n).is_ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Deletes an organisation and everything in its graph.
+    pub fn delete(&self, name: &str) -> Result<()> {
+        validate_name(name)?;
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.dir(name).is_dir() {
+            return Err(GraphError::NotFound(format!("organisation '{name}' does not exist")));
+        }
+        open.remove(name);
+        std::fs::remove_dir_all(self.dir(name))
+            .map_err(|e| GraphError::Invalid(format!("cannot delete organisation '{name}': {e}")))
+    }
+}
