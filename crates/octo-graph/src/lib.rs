@@ -4,14 +4,15 @@
 //! event log of that transaction.
 //!
 //! Built so far: origins, merge-saves, garbage collection (cycles included), change events and
-//! incrementally maintained scan levels, and queries (list, tree, origins, findings). Path
-//! queries follow (issue 3).
+//! incrementally maintained scan levels, and queries (list, tree, origins, findings, Octopoes'
+//! path queries).
 
 pub mod change;
 pub mod error;
 pub mod graph;
 pub mod organisations;
 pub mod origin;
+pub mod path;
 pub mod query;
 pub mod scan;
 
@@ -20,5 +21,6 @@ pub use error::{GraphError, Result};
 pub use graph::{Affirmation, Declaration, Graph, Inference, Observation, Outcome};
 pub use organisations::Organisations;
 pub use origin::{Origin, OriginType};
+pub use path::{ObjectPath, QueryResult};
 pub use query::{FindingQuery, ListOrder, ListQuery, OriginQuery, Page, Tree, TreeNode, SEVERITIES};
 pub use scan::{InheritanceStep, ScanProfileRecord};

@@ -103,6 +103,19 @@ enum Command {
     },
     /// Print the origins whose source is, or whose result holds, an object.
     Origins { key: String },
+    /// Run an Octopoes path query (`Hostname.<hostname[is ResolvedHostname].address`).
+    Query {
+        path: String,
+        /// Start from this object (default: every object of the path's start type).
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        valid_time: Option<Timestamp>,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
     /// Print the findings (not muted), highest risk score first.
     Findings {
         /// Only these severities (repeatable).
@@ -292,6 +305,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             print_lines(origins.iter().map(|o| json!({"id": o.id(), "origin": o})))?;
+        }
+        Command::Query { path, source, valid_time, offset, limit } => {
+            let source = source.map(|k| key(&k)).transpose()?;
+            let results =
+                graph(&orgs, &cli.org)?.query(&path, source.as_ref(), offset, limit, as_of(valid_time, None))?;
+            print_lines(results.iter().map(|r| r.to_json()))?;
         }
         Command::Findings { severities, limit } => {
             let mut q = FindingQuery { limit, ..Default::default() };

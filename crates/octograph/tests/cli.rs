@@ -161,6 +161,13 @@ fn tree_origins_findings_and_scan_levels() {
     let origins = ok(&octograph(d, &["origins", "IPPort|internet|192.0.2.10|tcp|23"]));
     assert!(origins.contains("Origin|declaration|manual|IPPort|internet|192.0.2.10|tcp|23"), "{origins}");
 
+    let ports = ok(&octograph(
+        d,
+        &["query", "IPAddressV4.<address[is IPPort].port", "--source", "IPAddressV4|internet|192.0.2.10"],
+    ));
+    assert_eq!(ports, "23\n443\n");
+    fails_with(&octograph(d, &["query", "IPAddressV4.nope"]), "no field 'nope'");
+
     let findings = ok(&octograph(d, &["findings"]));
     assert_eq!(findings.lines().count(), 1);
     assert_eq!(ok(&octograph(d, &["findings", "--severity", "low"])).lines().count(), 0);
