@@ -92,12 +92,19 @@ pub struct Outcome {
 pub struct Graph {
     store: Arc<dyn Store>,
     catalog: Catalog,
+    /// For each type, the types whose capped references can point at it (see `edges_of`).
+    capped_referrers: std::collections::HashMap<String, Vec<String>>,
+    /// For each type, the types whose references can point at it (for trees).
+    pub(crate) referrers: std::collections::HashMap<String, Vec<String>>,
 }
 
 impl Graph {
     /// A graph over `store`, typed by `catalog`.
     pub fn new(store: Arc<dyn Store>, catalog: Catalog) -> Self {
-        Graph { store, catalog }
+        let capped_referrers =
+            catalog.types().map(|t| (t.name.clone(), referrer_types(&catalog, &t.name, true))).collect();
+        let referrers = catalog.types().map(|t| (t.name.clone(), referrer_types(&catalog, &t.name, false))).collect();
+        Graph { store, catalog, capped_referrers, referrers }
     }
 
     /// The type catalogue.
@@ -116,11 +123,13 @@ impl Graph {
         Ok(Session {
             tx,
             catalog: &self.catalog,
+            capped_referrers: &self.capped_referrers,
             valid,
             cause,
             outcome: Outcome::default(),
             scan_seeds: Vec::new(),
             scan_raise: Vec::new(),
+            cache: Default::default(),
         })
     }
 
@@ -333,7 +342,7 @@ impl Graph {
             .get(reference.as_str(), at)?
             .ok_or_else(|| GraphError::NotFound(format!("object '{reference}' not found at {}", at.valid_time)))?;
         let doc = decode(&version.key, &version.doc)?;
-        let mut ooi = self.catalog.ooi_from_json(&doc)?;
+        let mut ooi = self.catalog.ooi_from_stored_json(&doc)?;
         ooi.scan_profile = Some(profile_of(&*snap, reference, at)?);
         Ok(ooi)
     }
@@ -396,6 +405,7 @@ fn stored_document(ooi: &Ooi) -> Json {
 struct Session<'a> {
     tx: Box<dyn Transaction + 'a>,
     catalog: &'a Catalog,
+    capped_referrers: &'a std::collections::HashMap<String, Vec<String>>,
     valid: Timestamp,
     cause: String,
     outcome: Outcome,
@@ -404,6 +414,16 @@ struct Session<'a> {
     scan_seeds: Vec<(Reference, u8)>,
     /// Objects whose declared level rose: their level is pushed outward.
     scan_raise: Vec<Reference>,
+    /// Reads level maintenance repeats, valid until an object is written in this session.
+    cache: std::cell::RefCell<SessionCache>,
+}
+
+/// What level maintenance reads again and again within one session.
+#[derive(Default)]
+struct SessionCache {
+    edges: std::collections::HashMap<Reference, Vec<Edge>>,
+    exists: std::collections::HashMap<Reference, bool>,
+    levels: std::collections::HashMap<Reference, (u8, bool)>,
 }
 
 /// The graph as level propagation sees it, read inside the session's transaction.
@@ -423,24 +443,38 @@ impl LevelGraph for SessionLevels<'_, '_> {
 
 impl Session<'_> {
     fn stored_level(&self, r: &Reference) -> Result<(u8, bool)> {
+        if let Some(l) = self.cache.borrow().levels.get(r) {
+            return Ok(*l);
+        }
         let key = profile_key(r);
-        match self.tx.get(&key, self.at())? {
-            None => Ok((0, false)),
+        let level = match self.tx.get(&key, self.at())? {
+            None => (0, false),
             Some(v) => {
                 let p: ScanProfileRecord =
                     serde_json::from_slice(&v.doc).map_err(|e| GraphError::Corrupt { key, message: e.to_string() })?;
-                Ok((p.level, p.scan_profile_type == "declared"))
+                (p.level, p.scan_profile_type == "declared")
             }
-        }
+        };
+        self.cache.borrow_mut().levels.insert(r.clone(), level);
+        Ok(level)
     }
 
     /// Propagation edges of an object: its own capped references, and the capped references
     /// of other objects to it (only the referrer types that have such a field are read).
     fn edges_of(&self, r: &Reference) -> Result<Vec<Edge>> {
+        if let Some(e) = self.cache.borrow().edges.get(r) {
+            return Ok(e.clone());
+        }
+        let edges = self.read_edges(r)?;
+        self.cache.borrow_mut().edges.insert(r.clone(), edges.clone());
+        Ok(edges)
+    }
+
+    fn read_edges(&self, r: &Reference) -> Result<Vec<Edge>> {
         let Some(doc) = self.document(r.as_str())? else { return Ok(vec![]) };
         let mut edges = scan::outgoing_edges(self.catalog, &doc);
-        for referrer_type in capped_referrer_types(self.catalog, r.type_name()) {
-            for v in self.tx.referrers(r.as_str(), Some(&referrer_type), self.at())? {
+        for referrer_type in self.capped_referrers.get(r.type_name()).map(Vec::as_slice).unwrap_or_default() {
+            for v in self.tx.referrers(r.as_str(), Some(referrer_type), self.at())? {
                 let rdoc = decode(&v.key, &v.doc)?;
                 edges.extend(scan::incoming_edges(self.catalog, &Reference::from_trusted(v.key.clone()), &rdoc, r));
             }
@@ -449,6 +483,8 @@ impl Session<'_> {
     }
 
     fn write_profile(&mut self, r: &Reference, record: Option<ScanProfileRecord>) -> Result<()> {
+        let level = record.as_ref().map_or((0, false), |p| (p.level, p.scan_profile_type == "declared"));
+        self.cache.borrow_mut().levels.insert(r.clone(), level);
         let key = profile_key(r);
         let old = self.tx.get(&key, self.at())?.map(|v| decode(&key, &v.doc)).transpose()?;
         let new = record.map(|p| serde_json::to_value(p).unwrap_or(Json::Null));
@@ -461,13 +497,21 @@ impl Session<'_> {
         if declared || stored == level || !self.exists(r)? {
             return Ok(());
         }
-        let record = (level > 0).then(|| ScanProfileRecord {
-            scan_profile_type: "inherited".into(),
-            reference: r.clone(),
-            level,
-            user_id: None,
-        });
-        self.write_profile(r, record)
+        let inherited = |level: u8| {
+            (level > 0).then(|| ScanProfileRecord {
+                scan_profile_type: "inherited".into(),
+                reference: r.clone(),
+                level,
+                user_id: None,
+            })
+        };
+        // The old record is the inherited one the level cache describes: rebuilding it spares a
+        // read, which would flush this transaction's buffered writes once per object.
+        let old = inherited(stored).map(|p| serde_json::to_value(p).unwrap_or(Json::Null));
+        let new = inherited(level);
+        self.cache.borrow_mut().levels.insert(r.clone(), (level, false));
+        let new = new.map(|p| serde_json::to_value(p).unwrap_or(Json::Null));
+        self.write(Entity::ScanProfile, &profile_key(r), old, new, vec![], None)
     }
 
     /// Records what an object change means for levels; runs before the change is written.
@@ -539,7 +583,12 @@ impl Session<'_> {
     }
 
     fn exists(&self, key: &Reference) -> Result<bool> {
-        Ok(self.tx.get(key.as_str(), self.at())?.is_some())
+        if let Some(e) = self.cache.borrow().exists.get(key) {
+            return Ok(*e);
+        }
+        let e = self.tx.get(key.as_str(), self.at())?.is_some();
+        self.cache.borrow_mut().exists.insert(key.clone(), e);
+        Ok(e)
     }
 
     fn origin(&self, id: &str) -> Result<Option<Origin>> {
@@ -570,6 +619,9 @@ impl Session<'_> {
         }
         if entity == Entity::Ooi {
             self.note_object_change(&Reference::from_trusted(key), old.as_ref(), new.as_ref())?;
+            let mut cache = self.cache.borrow_mut();
+            cache.edges.clear();
+            cache.exists.clear();
         }
         let valid = ValidTime { start: Some(self.valid), end };
         match &new {
@@ -611,10 +663,15 @@ impl Session<'_> {
             }
             (_, new) => new,
         };
-        // The merged document must still be a valid object (a stored document from an older
-        // schema may not be); its references feed the reverse index.
-        let checked = self.catalog.ooi_from_json(&merged)?;
-        let refs = checked.references().map(|(_, r)| r.to_string()).collect();
+        // A merged document must still be a valid object (a stored document from an older
+        // schema may not be); its references feed the reverse index. A new object was validated
+        // when it was built.
+        let refs = if old.is_some() {
+            let checked = self.catalog.ooi_from_stored_json(&merged)?;
+            checked.references().map(|(_, r)| r.to_string()).collect()
+        } else {
+            ooi.references().map(|(_, r)| r.to_string()).collect()
+        };
         self.write(Entity::Ooi, key, old, Some(merged), refs, end)
     }
 
@@ -790,18 +847,20 @@ impl Session<'_> {
     }
 }
 
-/// The types that reference `type_name` (or an ancestor of it) through a field with a scan-level
-/// cap: only their objects can pass levels to or take levels from an object of this type.
-fn capped_referrer_types(catalog: &Catalog, type_name: &str) -> Vec<String> {
+/// The types that can reference an object of `type_name` (a reference field whose target is the
+/// type or an ancestor of it); with `capped_only`, only through fields with a scan-level cap,
+/// which are the only ones that pass levels. Reading referrers type by type keeps origins and
+/// unrelated records out of the read.
+pub(crate) fn referrer_types(catalog: &Catalog, type_name: &str, capped_only: bool) -> Vec<String> {
     let mut out = Vec::new();
     for t in catalog.types().filter(|t| !t.is_abstract) {
-        let capped = t.references().any(|f| {
+        let refers = t.references().any(|f| {
             f.reference().is_some_and(|spec| {
-                (spec.max_issue_scan_level.is_some() || spec.max_inherit_scan_level.is_some())
+                (!capped_only || spec.max_issue_scan_level.is_some() || spec.max_inherit_scan_level.is_some())
                     && catalog.is_a(type_name, &spec.target)
             })
         });
-        if capped {
+        if refers {
             out.push(t.name.clone());
         }
     }

@@ -154,7 +154,7 @@ impl Graph {
     fn decode_ooi(&self, key: &str, doc: &[u8]) -> Result<Ooi> {
         let json: Json = serde_json::from_slice(doc)
             .map_err(|e| GraphError::Corrupt { key: key.to_owned(), message: e.to_string() })?;
-        Ok(self.catalog().ooi_from_json(&json)?)
+        Ok(self.catalog().ooi_from_stored_json(&json)?)
     }
 
     fn with_profile(&self, snap: &dyn Reader, mut ooi: Ooi, at: AsOf) -> Result<Ooi> {
@@ -175,13 +175,13 @@ impl Graph {
             !q.scan_levels.is_empty() || !q.scan_profile_types.is_empty() || q.order_by == ListOrder::ScanLevel;
         let mut matches: Vec<(u8, String)> = Vec::new();
         let mut failure = None;
-        snap.scan_types(&types, at, &mut |v| {
-            if needle.as_ref().is_some_and(|n| !v.key.to_lowercase().contains(n.as_str())) {
+        let mut visit = |key: &str| {
+            if needle.as_ref().is_some_and(|n| !key.to_lowercase().contains(n.as_str())) {
                 return true;
             }
             let mut level = 0;
             if need_profile {
-                match crate::graph::profile_of(&*snap, &Reference::from_trusted(v.key.clone()), at) {
+                match crate::graph::profile_of(&*snap, &Reference::from_trusted(key), at) {
                     Ok(p) => {
                         if (!q.scan_levels.is_empty() && !q.scan_levels.contains(&p.level))
                             || (!q.scan_profile_types.is_empty()
@@ -197,9 +197,19 @@ impl Graph {
                     }
                 }
             }
-            matches.push((level, v.key));
+            matches.push((level, key.to_owned()));
             true
-        })?;
+        };
+        for t in &types {
+            let mut go_on = true;
+            snap.scan_type_keys(t, at, &mut |k| {
+                go_on = visit(k);
+                go_on
+            })?;
+            if !go_on {
+                break;
+            }
+        }
         if let Some(e) = failure {
             return Err(e);
         }
@@ -261,10 +271,12 @@ impl Graph {
             for (field, target) in ooi.references() {
                 steps.push((target.clone(), field.to_owned(), def.reverse_name(field)));
             }
-            for rv in snap.referrers(reference.as_str(), None, at)? {
-                if rv.key.starts_with("Origin|") || rv.key.starts_with("ScanProfile|") {
-                    continue;
-                }
+            let types = self.referrers.get(reference.type_name()).map(Vec::as_slice).unwrap_or_default();
+            let mut referrers = Vec::new();
+            for t in types {
+                referrers.extend(snap.referrers(reference.as_str(), Some(t), at)?);
+            }
+            for rv in referrers {
                 let referrer = self.decode_ooi(&rv.key, &rv.doc)?;
                 let rdef = self.catalog().get(referrer.object_type())?;
                 for (field, target) in referrer.references() {

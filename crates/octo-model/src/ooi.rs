@@ -93,6 +93,17 @@ impl Catalog {
     /// `primary_key`, when present and not empty, must equal the key computed from the fields;
     /// `scan_profile` and `user_id` are carried along.
     pub fn ooi_from_json(&self, doc: &Json) -> Result<Ooi, ModelError> {
+        self.ooi_from_json_with(doc, false)
+    }
+
+    /// Like [`Catalog::ooi_from_json`], for documents this system stored itself: reference keys
+    /// were canonicalised when written, so they are taken as they are instead of parsed again
+    /// (the costly part of reading objects back). Everything else is still checked.
+    pub fn ooi_from_stored_json(&self, doc: &Json) -> Result<Ooi, ModelError> {
+        self.ooi_from_json_with(doc, true)
+    }
+
+    fn ooi_from_json_with(&self, doc: &Json, trusted: bool) -> Result<Ooi, ModelError> {
         let Json::Object(map) = doc else {
             return Err(ModelError::Shape("an object must be a JSON object".into()));
         };
@@ -115,7 +126,7 @@ impl Catalog {
             Some(_) => return Err(ModelError::field(object_type, "user_id", "must be an integer")),
         };
         fields.shift_remove("object_type");
-        let mut ooi = self.build_ooi(object_type, &fields)?;
+        let mut ooi = self.build(object_type, &fields, trusted)?;
         if let Some(Json::String(k)) = given_key {
             if !k.is_empty() && k != ooi.primary_key.as_str() {
                 return Err(ModelError::field(
@@ -132,6 +143,10 @@ impl Catalog {
 
     /// Builds an object of `object_type` from field values; unknown fields are refused.
     pub fn build_ooi(&self, object_type: &str, given: &Map<String, Json>) -> Result<Ooi, ModelError> {
+        self.build(object_type, given, false)
+    }
+
+    fn build(&self, object_type: &str, given: &Map<String, Json>, trusted: bool) -> Result<Ooi, ModelError> {
         let def = self.get(object_type)?;
         if def.is_abstract {
             return Err(ModelError::AbstractType(object_type.to_owned()));
@@ -146,12 +161,12 @@ impl Catalog {
                 None if f.optional => Value::Null,
                 None => return Err(ModelError::field(object_type, name, "is required")),
                 Some(raw) if f.list => match raw {
-                    Json::Array(items) => {
-                        Value::List(items.iter().map(|item| self.coerce(def, f, item)).collect::<Result<_, _>>()?)
-                    }
+                    Json::Array(items) => Value::List(
+                        items.iter().map(|item| self.coerce(def, f, item, trusted)).collect::<Result<_, _>>()?,
+                    ),
                     _ => return Err(ModelError::field(object_type, name, "must be a list")),
                 },
-                Some(raw) => self.coerce(def, f, raw)?,
+                Some(raw) => self.coerce(def, f, raw, trusted)?,
             };
             fields.insert(name.clone(), value);
         }
@@ -159,10 +174,17 @@ impl Catalog {
         Ok(Ooi { object_type: def.name.clone(), primary_key, fields, scan_profile: None, user_id: None })
     }
 
-    fn coerce(&self, def: &TypeDef, f: &FieldDef, raw: &Json) -> Result<Value, ModelError> {
+    fn coerce(&self, def: &TypeDef, f: &FieldDef, raw: &Json, trusted: bool) -> Result<Value, ModelError> {
         let err = |m: String| ModelError::field(&def.name, &f.name, m);
         match (&f.kind, raw) {
             (FieldKind::Json, v) => Ok(Value::Json(v.clone())),
+            (FieldKind::Reference(spec), Json::String(s)) if trusted => {
+                let r = Reference::from_trusted(s.clone());
+                if !self.is_a(r.type_name(), &spec.target) {
+                    return Err(err(format!("'{}' is not a {}", r, spec.target)));
+                }
+                Ok(Value::Ref(r))
+            }
             (FieldKind::Reference(spec), Json::String(s)) => {
                 let parsed = Reference::parse(s, self).map_err(|e| err(e.to_string()))?;
                 let r = parsed.into_reference();

@@ -123,6 +123,14 @@ impl Record {
         encode_record(self.tx_id, self.hash.as_ref(), &self.refs, &self.doc)
     }
 
+    /// Whether encoded record bytes hold a document (not a tombstone), reading one byte.
+    pub fn is_live(bytes: &[u8]) -> Result<bool, StoreError> {
+        match bytes.first() {
+            Some(flags) => Ok(flags & TOMBSTONE == 0),
+            None => Err(StoreError::Corrupt("empty version record".into())),
+        }
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
         let corrupt = || StoreError::Corrupt("truncated version record".into());
         let mut cur = bytes;

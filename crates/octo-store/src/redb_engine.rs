@@ -149,6 +149,9 @@ impl Reader for RedbSnapshot {
     fn scan_type(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()> {
         scan_type(&self.versions, type_name, at, visit)
     }
+    fn scan_type_keys(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(&str) -> bool) -> Result<()> {
+        scan_type_keys(&self.versions, type_name, at, visit)
+    }
     fn referrers(&self, target: &str, source_type: Option<&str>, at: AsOf) -> Result<Vec<Version>> {
         referrers(&self.versions, &self.refs, target, source_type, at)
     }
@@ -509,6 +512,49 @@ fn key_range(key: &str) -> (Vec<u8>, Vec<u8>) {
     // An encoded key ends in 0x01, so it always has a successor prefix.
     let hi = prefix_end(&lo).unwrap_or_else(|| vec![0xFF; lo.len() + 1]);
     (lo, hi)
+}
+
+/// Like `scan_type`, but only the chosen version's tombstone flag is read, never a document.
+fn scan_type_keys<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    versions: &T,
+    type_name: &str,
+    at: AsOf,
+    visit: &mut dyn FnMut(&str) -> bool,
+) -> Result<()> {
+    let lo = format!("{type_name}|").into_bytes();
+    let hi = prefix_end(&lo).unwrap_or_else(|| vec![0xFF; lo.len() + 1]);
+    let tx = at.tx_time.unwrap_or(Timestamp::MAX);
+    let mut current: Vec<u8> = Vec::new();
+    // Whether the best version of the current key so far is live.
+    let mut live: Option<bool> = None;
+    let emit = |entity: &[u8], live: Option<bool>, visit: &mut dyn FnMut(&str) -> bool| -> Result<bool> {
+        if live != Some(true) {
+            return Ok(true);
+        }
+        let (key, _) = decode_key(entity)?;
+        Ok(visit(&key))
+    };
+    for item in versions.range(lo.as_slice()..hi.as_slice()).map_err(StoreError::engine)? {
+        let (k, v) = item.map_err(StoreError::engine)?;
+        let kb = k.value();
+        if kb.len() < 16 {
+            return Err(StoreError::Corrupt("short version key".into()));
+        }
+        let (entity, _) = kb.split_at(kb.len() - 16);
+        if entity != current.as_slice() {
+            if !emit(&current, live.take(), visit)? {
+                return Ok(());
+            }
+            current.clear();
+            current.extend_from_slice(entity);
+        }
+        let (vt, tt) = split_times(kb)?;
+        if vt <= at.valid_time && tt <= tx {
+            live = Some(Record::is_live(v.value())?);
+        }
+    }
+    emit(&current, live, visit)?;
+    Ok(())
 }
 
 fn referrers<T: ReadableTable<&'static [u8], &'static [u8]>, R: ReadableTable<&'static [u8], ()>>(

@@ -40,6 +40,12 @@ pub trait Reader {
     /// The first and last event ids held, if any.
     fn event_bounds(&self) -> Result<Option<(EventId, EventId)>>;
 
+    /// The live keys of one type as of `at`, in key order, without their documents: for counts
+    /// and pages, where reading every document would be the cost.
+    fn scan_type_keys(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(&str) -> bool) -> Result<()> {
+        self.scan_type(type_name, at, &mut |v| visit(&v.key))
+    }
+
     /// [`Reader::scan_type`] over several concrete types in turn (an abstract type's expansion).
     fn scan_types(&self, types: &[&str], at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()> {
         let mut go_on = true;

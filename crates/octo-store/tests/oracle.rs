@@ -144,6 +144,9 @@ proptest! {
             let mut want: Vec<(String, Vec<u8>)> = KEYS.iter().filter(|k| k.starts_with("T|"))
                 .filter_map(|k| oracle.live(k, v, tmax).map(|e| (k.to_string(), e.doc.clone().unwrap()))).collect();
             want.sort();
+            let mut keys = vec![];
+            snap.scan_type_keys("T", at, &mut |k| { keys.push(k.to_owned()); true }).unwrap();
+            prop_assert_eq!(&keys, &want.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), "key scan T at {:?}", at);
             prop_assert_eq!(scanned, want, "scan T at {:?}", at);
         }
         for key in KEYS {

@@ -1,0 +1,165 @@
+//! Graph benchmarks on 1M objects (figures in docs/PERFORMANCE.md):
+//! an observation of 100 objects, replacing its results with a disjoint set (GC of 100), a tree
+//! of depth 2 around an address with 50 ports, a page of 20 with the total count, and a
+//! scan-level change that reaches 100k objects.
+//!
+//! `cargo bench -p octo-graph --bench graph`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use octo_graph::{Declaration, Graph, ListQuery, Observation};
+use octo_model::{Catalog, Ooi, Reference};
+use octo_store::{AsOf, RedbStore, StoreOptions};
+use serde_json::json;
+
+const ADDRESSES: u32 = 200_000;
+const PORTS_PER_ADDRESS: u32 = 4;
+/// The first addresses belong to the netblock: with their ports, 100k objects.
+const IN_NETBLOCK: u32 = 20_000;
+
+fn addr(i: u32) -> String {
+    format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)
+}
+
+fn build(c: &Catalog, doc: serde_json::Value) -> Ooi {
+    c.ooi_from_json(&doc).unwrap()
+}
+
+fn ip(c: &Catalog, i: u32) -> Ooi {
+    let mut doc = json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": addr(i)});
+    if i < IN_NETBLOCK {
+        doc["netblock"] = json!("IPV4NetBlock|internet|internet|10.0.0.0|8");
+    }
+    build(c, doc)
+}
+
+fn port(c: &Catalog, address: &str, p: u32) -> Ooi {
+    build(
+        c,
+        json!({"object_type": "IPPort", "address": format!("IPAddressV4|internet|{address}"), "protocol": "tcp", "port": p}),
+    )
+}
+
+fn observe(g: &Graph, method: &str, source: &str, result: Vec<Ooi>) {
+    g.save_observation(Observation {
+        method: method.into(),
+        source: Reference::from_trusted(source),
+        source_method: None,
+        result,
+        task_id: None,
+        valid_time: None,
+    })
+    .unwrap();
+}
+
+fn load(g: &Graph, c: &Catalog) {
+    let t = Instant::now();
+    g.save_declaration(Declaration {
+        ooi: build(c, json!({"object_type": "Network", "name": "internet"})),
+        method: None,
+        task_id: None,
+        valid_time: None,
+        end_valid_time: None,
+    })
+    .unwrap();
+    g.save_declaration(Declaration {
+        ooi: build(c, json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": "10.0.0.0"})),
+        method: None,
+        task_id: None,
+        valid_time: None,
+        end_valid_time: None,
+    })
+    .unwrap();
+    g.save_declaration(Declaration {
+        ooi: build(c, json!({"object_type": "IPV4NetBlock", "network": "Network|internet", "start_ip": "IPAddressV4|internet|10.0.0.0", "mask": 8})),
+        method: None,
+        task_id: None,
+        valid_time: None,
+        end_valid_time: None,
+    })
+    .unwrap();
+    let per_batch = 10_000 / (1 + PORTS_PER_ADDRESS);
+    for (batch, start) in (0..ADDRESSES).step_by(per_batch as usize).enumerate() {
+        let mut result = Vec::with_capacity(10_000);
+        for i in start..(start + per_batch).min(ADDRESSES) {
+            result.push(ip(c, i));
+            for p in 0..PORTS_PER_ADDRESS {
+                result.push(port(c, &addr(i), 1 + p * 1000));
+            }
+        }
+        observe(g, &format!("load-{batch}"), "Network|internet", result);
+    }
+    // An address with 50 ports, for the tree.
+    let mut result =
+        vec![build(c, json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": "198.51.100.1"}))];
+    result.extend((1..=50).map(|p| port(c, "198.51.100.1", p)));
+    observe(g, "tree-fixture", "Network|internet", result);
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "loaded {} objects in {secs:.1} s ({:.0} objects/s)",
+        ADDRESSES * (1 + PORTS_PER_ADDRESS) + 54,
+        f64::from(ADDRESSES * 5) / secs
+    );
+}
+
+fn bench(cr: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(&dir.path().join("graph.redb"), &StoreOptions::default()).unwrap();
+    let c = Catalog::builtin();
+    let g = Graph::new(Arc::new(store), c.clone());
+    load(&g, &c);
+
+    let mut grp = cr.benchmark_group("graph_1m");
+    grp.sample_size(30);
+    grp.measurement_time(Duration::from_secs(10));
+
+    // A new observation of 100 new ports each time.
+    let mut n = 0u32;
+    grp.bench_function("observation_of_100_new", |b| {
+        b.iter(|| {
+            n += 1;
+            let result = (0..100).map(|p| port(&c, &addr(n % ADDRESSES), 10_000 + (n / ADDRESSES) * 100 + p)).collect();
+            observe(&g, &format!("bench-{n}"), "Network|internet", result);
+        })
+    });
+
+    // One observation flipping between two disjoint sets: 100 created and 100 collected each time.
+    let sets: [Vec<Ooi>; 2] = [
+        (0..100).map(|p| port(&c, "10.1.0.1", 20_000 + p)).collect(),
+        (0..100).map(|p| port(&c, "10.1.0.1", 30_000 + p)).collect(),
+    ];
+    let mut flip = 0usize;
+    grp.bench_function("replace_100_with_disjoint_100", |b| {
+        b.iter(|| {
+            flip ^= 1;
+            observe(&g, "flip", "Network|internet", sets[flip].clone());
+        })
+    });
+
+    let fixture = Reference::from_trusted("IPAddressV4|internet|198.51.100.1");
+    grp.bench_function("tree_depth_2_ip_with_50_ports", |b| {
+        b.iter(|| black_box(g.tree(&fixture, 2, &[], AsOf::now()).unwrap().store.len()))
+    });
+
+    grp.sample_size(10);
+    grp.bench_function("list_objects_page_20_with_count", |b| {
+        let q = ListQuery { limit: 20, offset: 500_000, ..Default::default() };
+        b.iter(|| black_box(g.list_objects(&q, AsOf::now()).unwrap().count))
+    });
+
+    let netblock = Reference::from_trusted("IPV4NetBlock|internet|internet|10.0.0.0|8");
+    let mut level = 2u8;
+    grp.bench_function("scan_level_change_reaching_100k", |b| {
+        b.iter(|| {
+            level = if level == 2 { 3 } else { 2 };
+            g.set_scan_profile(&netblock, Some(level), None, None).unwrap()
+        })
+    });
+    grp.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
