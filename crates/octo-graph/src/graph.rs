@@ -473,8 +473,19 @@ impl Session<'_> {
     fn read_edges(&self, r: &Reference) -> Result<Vec<Edge>> {
         let Some(doc) = self.document(r.as_str())? else { return Ok(vec![]) };
         let mut edges = scan::outgoing_edges(self.catalog, &doc);
-        for referrer_type in self.capped_referrers.get(r.type_name()).map(Vec::as_slice).unwrap_or_default() {
-            for v in self.tx.referrers(r.as_str(), Some(referrer_type), self.at())? {
+        let types = self.capped_referrers.get(r.type_name()).map(Vec::as_slice).unwrap_or_default();
+        if types.is_empty() {
+            return Ok(edges);
+        }
+        // One read of the index, then documents only for keys of a type that can pass levels.
+        let candidates: Vec<String> = self
+            .tx
+            .referrer_keys(r.as_str())?
+            .into_iter()
+            .filter(|k| types.iter().any(|t| Reference::from_trusted(k.as_str()).type_name() == t))
+            .collect();
+        {
+            for v in self.tx.referrers_among(r.as_str(), &candidates, self.at())? {
                 let rdoc = decode(&v.key, &v.doc)?;
                 edges.extend(scan::incoming_edges(self.catalog, &Reference::from_trusted(v.key.clone()), &rdoc, r));
             }

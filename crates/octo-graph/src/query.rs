@@ -271,11 +271,15 @@ impl Graph {
             for (field, target) in ooi.references() {
                 steps.push((target.clone(), field.to_owned(), def.reverse_name(field)));
             }
+            // One read of the index; documents only for keys of types that can point here
+            // (origins and profiles never do).
             let types = self.referrers.get(reference.type_name()).map(Vec::as_slice).unwrap_or_default();
-            let mut referrers = Vec::new();
-            for t in types {
-                referrers.extend(snap.referrers(reference.as_str(), Some(t), at)?);
-            }
+            let candidates: Vec<String> = snap
+                .referrer_keys(reference.as_str())?
+                .into_iter()
+                .filter(|k| types.iter().any(|t| Reference::from_trusted(k.as_str()).type_name() == t))
+                .collect();
+            let referrers = snap.referrers_among(reference.as_str(), &candidates, at)?;
             for rv in referrers {
                 let referrer = self.decode_ooi(&rv.key, &rv.doc)?;
                 let rdef = self.catalog().get(referrer.object_type())?;

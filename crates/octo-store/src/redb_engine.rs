@@ -158,6 +158,9 @@ impl Reader for RedbSnapshot {
     fn history(&self, key: &str) -> Result<Vec<Version>> {
         history(&self.versions, key)
     }
+    fn referrer_keys(&self, target: &str) -> Result<Vec<String>> {
+        referrer_keys(&self.refs, target)
+    }
     fn last_tx(&self) -> Result<Option<TxReceipt>> {
         read_last_tx(&self.meta)
     }
@@ -297,6 +300,10 @@ impl Reader for RedbTransaction {
     fn history(&self, key: &str) -> Result<Vec<Version>> {
         self.flush()?;
         history(&self.txn().open_table(VERSIONS).map_err(StoreError::engine)?, key)
+    }
+    fn referrer_keys(&self, target: &str) -> Result<Vec<String>> {
+        self.flush()?;
+        referrer_keys(&self.txn().open_table(REFS).map_err(StoreError::engine)?, target)
     }
     fn last_tx(&self) -> Result<Option<TxReceipt>> {
         read_last_tx(&self.txn().open_table(META).map_err(StoreError::engine)?)
@@ -512,6 +519,16 @@ fn key_range(key: &str) -> (Vec<u8>, Vec<u8>) {
     // An encoded key ends in 0x01, so it always has a successor prefix.
     let hi = prefix_end(&lo).unwrap_or_else(|| vec![0xFF; lo.len() + 1]);
     (lo, hi)
+}
+
+fn referrer_keys<R: ReadableTable<&'static [u8], ()>>(refs: &R, target: &str) -> Result<Vec<String>> {
+    let (lo, hi) = key_range(target);
+    let mut out = Vec::new();
+    for item in refs.range(lo.as_slice()..hi.as_slice()).map_err(StoreError::engine)? {
+        let (k, _) = item.map_err(StoreError::engine)?;
+        out.push(decode_key(&k.value()[lo.len()..])?.0);
+    }
+    Ok(out)
 }
 
 /// Like `scan_type`, but only the chosen version's tombstone flag is read, never a document.

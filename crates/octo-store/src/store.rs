@@ -27,6 +27,23 @@ pub trait Reader {
     /// narrower range read, not a filter.
     fn referrers(&self, target: &str, source_type: Option<&str>, at: AsOf) -> Result<Vec<Version>>;
 
+    /// The keys that referenced `target` in any version, from the index alone (no document is
+    /// read): candidates for [`Reader::referrers_among`], filtered by the caller, by type say.
+    fn referrer_keys(&self, target: &str) -> Result<Vec<String>>;
+
+    /// Of the candidate `sources`, the live versions that reference `target` as of `at`.
+    fn referrers_among(&self, target: &str, sources: &[String], at: AsOf) -> Result<Vec<Version>> {
+        let mut out = Vec::new();
+        for s in sources {
+            if let Some(v) = self.get(s, at)? {
+                if v.refs.iter().any(|r| r == target) {
+                    out.push(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every version ever written for `key`, tombstones included, by valid time then
     /// transaction time.
     fn history(&self, key: &str) -> Result<Vec<Version>>;

@@ -137,6 +137,10 @@ proptest! {
                     .filter(|k| oracle.live(k, v, tmax).is_some_and(|e| e.refs.iter().any(|r| r == key)))
                     .map(|k| k.to_string()).collect();
                 want_refs.sort();
+                let candidates = snap.referrer_keys(key).unwrap();
+                let mut among: Vec<String> = snap.referrers_among(key, &candidates, at).unwrap().into_iter().map(|v| v.key).collect();
+                among.sort();
+                prop_assert_eq!(&among, &want_refs, "referrers_among of {} at {:?}", key, at);
                 prop_assert_eq!(got_refs, want_refs, "referrers of {} at {:?}", key, at);
             }
             let mut scanned = vec![];
