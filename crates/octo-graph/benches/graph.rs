@@ -57,30 +57,15 @@ fn observe(g: &Graph, method: &str, source: &str, result: Vec<Ooi>) {
 
 fn load(g: &Graph, c: &Catalog) {
     let t = Instant::now();
-    g.save_declaration(Declaration {
-        ooi: build(c, json!({"object_type": "Network", "name": "internet"})),
-        method: None,
-        task_id: None,
-        valid_time: None,
-        end_valid_time: None,
-    })
-    .unwrap();
-    g.save_declaration(Declaration {
-        ooi: build(c, json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": "10.0.0.0"})),
-        method: None,
-        task_id: None,
-        valid_time: None,
-        end_valid_time: None,
-    })
-    .unwrap();
-    g.save_declaration(Declaration {
-        ooi: build(c, json!({"object_type": "IPV4NetBlock", "network": "Network|internet", "start_ip": "IPAddressV4|internet|10.0.0.0", "mask": 8})),
-        method: None,
-        task_id: None,
-        valid_time: None,
-        end_valid_time: None,
-    })
-    .unwrap();
+    for doc in [
+        json!({"object_type": "Network", "name": "internet"}),
+        json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": "10.0.0.0"}),
+        json!({"object_type": "IPV4NetBlock", "network": "Network|internet", "start_ip": "IPAddressV4|internet|10.0.0.0", "mask": 8}),
+    ] {
+        let ooi = build(c, doc);
+        g.save_declaration(Declaration { ooi, method: None, task_id: None, valid_time: None, end_valid_time: None })
+            .unwrap();
+    }
     let per_batch = 10_000 / (1 + PORTS_PER_ADDRESS);
     for (batch, start) in (0..ADDRESSES).step_by(per_batch as usize).enumerate() {
         let mut result = Vec::with_capacity(10_000);

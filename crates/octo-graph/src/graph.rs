@@ -292,25 +292,18 @@ impl Graph {
     /// incremental maintenance is right; the property tests check that).
     pub fn recalculate_scan_profiles(&self, valid_time: Option<Timestamp>) -> Result<Outcome> {
         let mut s = self.session(valid_time, "recalculate_scan_profiles".into())?;
+        let profiles = crate::query::collect_type(&*s.tx, "ScanProfile", s.at(), |key, doc| {
+            serde_json::from_slice::<ScanProfileRecord>(doc)
+                .map_err(|e| GraphError::Corrupt { key: key.to_owned(), message: e.to_string() })
+        })?;
         let mut declared = BTreeMap::new();
         let mut inherited = BTreeMap::new();
-        let mut bad = None;
-        s.tx.scan_type("ScanProfile", s.at(), &mut |v| match serde_json::from_slice::<ScanProfileRecord>(&v.doc) {
-            Ok(p) if p.scan_profile_type == "declared" => {
+        for p in profiles {
+            if p.scan_profile_type == "declared" {
                 declared.insert(p.reference, p.level);
-                true
-            }
-            Ok(p) => {
+            } else {
                 inherited.insert(p.reference, p.level);
-                true
             }
-            Err(e) => {
-                bad = Some(GraphError::Corrupt { key: v.key, message: e.to_string() });
-                false
-            }
-        })?;
-        if let Some(e) = bad {
-            return Err(e);
         }
         let computed = scan::compute_all(&mut SessionLevels(&s), &declared)?;
         for (r, level) in &computed {

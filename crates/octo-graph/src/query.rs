@@ -320,20 +320,7 @@ impl Graph {
                 candidates.push(decode(&v.key, &v.doc)?);
             }
         } else {
-            let mut failure = None;
-            snap.scan_type("Origin", at, &mut |v| match decode(&v.key, &v.doc) {
-                Ok(o) => {
-                    candidates.push(o);
-                    true
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    false
-                }
-            })?;
-            if let Some(e) = failure {
-                return Err(e);
-            }
+            candidates = collect_type(&*snap, "Origin", at, decode)?;
         }
         candidates.retain(|o| {
             q.source.as_ref().is_none_or(|s| &o.source == s)
@@ -395,21 +382,7 @@ impl Graph {
     /// Every finding with its severity (`pending` when its finding type is missing, `unknown`
     /// when the type has none), risk score (0 when none) and whether it is muted.
     fn findings_with_severity(&self, snap: &dyn Reader, at: AsOf) -> Result<Vec<(Ooi, String, f64, bool)>> {
-        let mut findings = Vec::new();
-        let mut failure = None;
-        snap.scan_type("Finding", at, &mut |v| match self.decode_ooi(&v.key, &v.doc) {
-            Ok(o) => {
-                findings.push(o);
-                true
-            }
-            Err(e) => {
-                failure = Some(e);
-                false
-            }
-        })?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
+        let findings = collect_type(snap, "Finding", at, |k, d| self.decode_ooi(k, d))?;
         let mut types: BTreeMap<String, (String, f64)> = BTreeMap::new();
         let mut out = Vec::with_capacity(findings.len());
         for f in findings {
@@ -435,5 +408,31 @@ impl Graph {
             out.push((f, severity, score, muted));
         }
         Ok(out)
+    }
+}
+
+/// Every live record of one type as of `at`, decoded; the first record that does not decode
+/// stops the scan and is the error.
+pub(crate) fn collect_type<T>(
+    snap: &dyn Reader,
+    type_name: &str,
+    at: AsOf,
+    decode: impl Fn(&str, &[u8]) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    let mut failure = None;
+    snap.scan_type(type_name, at, &mut |v| match decode(&v.key, &v.doc) {
+        Ok(t) => {
+            out.push(t);
+            true
+        }
+        Err(e) => {
+            failure = Some(e);
+            false
+        }
+    })?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(out),
     }
 }

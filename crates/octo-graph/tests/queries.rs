@@ -1,27 +1,14 @@
 //! Queries: list objects, tree, origins, findings.
 
+mod common;
+
+use common::{declare, graph, ooi};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use octo_graph::{Declaration, FindingQuery, Graph, ListOrder, ListQuery, Observation, OriginQuery, OriginType};
-use octo_model::{Catalog, Ooi, Reference};
-use octo_store::{AsOf, RedbStore, StoreOptions};
+use octo_graph::{FindingQuery, Graph, ListOrder, ListQuery, Observation, OriginQuery, OriginType};
+use octo_model::Reference;
+use octo_store::AsOf;
 use serde_json::json;
-
-fn graph() -> (tempfile::TempDir, Graph) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = RedbStore::open(&dir.path().join("g.redb"), &StoreOptions { cache_bytes: 8 << 20 }).unwrap();
-    (dir, Graph::new(Arc::new(store), Catalog::builtin()))
-}
-
-fn ooi(doc: serde_json::Value) -> Ooi {
-    Catalog::builtin().ooi_from_json(&doc).unwrap()
-}
-
-fn declare(g: &Graph, o: Ooi) {
-    g.save_declaration(Declaration { ooi: o, method: None, task_id: None, valid_time: None, end_valid_time: None })
-        .unwrap();
-}
 
 fn r(s: &str) -> Reference {
     Reference::from_trusted(s)

@@ -1,22 +1,14 @@
 //! Scan levels: declared, inherited by max–min over reference caps, maintained incrementally.
 
-use std::sync::Arc;
+mod common;
+
+use common::{graph, ooi};
 
 use octo_graph::{Declaration, Graph};
-use octo_model::{Catalog, Ooi};
-use octo_store::{AsOf, RedbStore, StoreOptions};
+use octo_model::Ooi;
+use octo_store::AsOf;
 use proptest::prelude::*;
 use serde_json::json;
-
-fn graph() -> (tempfile::TempDir, Graph) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = RedbStore::open(&dir.path().join("g.redb"), &StoreOptions { cache_bytes: 8 << 20 }).unwrap();
-    (dir, Graph::new(Arc::new(store), Catalog::builtin()))
-}
-
-fn ooi(doc: serde_json::Value) -> Ooi {
-    Catalog::builtin().ooi_from_json(&doc).unwrap()
-}
 
 fn ip(n: u8) -> Ooi {
     ooi(json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": format!("192.0.2.{n}")}))

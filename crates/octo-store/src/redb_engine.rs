@@ -465,29 +465,22 @@ fn get<T: ReadableTable<&'static [u8], &'static [u8]>>(versions: &T, key: &str, 
     })
 }
 
-fn scan_type<T: ReadableTable<&'static [u8], &'static [u8]>>(
+/// Walks every key of one type in key order and hands the version that counts as of `at` to
+/// `emit` (key bytes, valid time, transaction time, what `capture` took from its record bytes).
+/// `emit` returns `false` to stop. Versions of a key come in ascending (valid, tx) order, so the
+/// last one that counts is the answer; `capture` decides how much of it is kept meanwhile.
+fn walk_type<T: ReadableTable<&'static [u8], &'static [u8]>, C>(
     versions: &T,
     type_name: &str,
     at: AsOf,
-    visit: &mut dyn FnMut(Version) -> bool,
+    capture: impl Fn(&[u8]) -> Result<C>,
+    mut emit: impl FnMut(&[u8], Timestamp, Timestamp, C) -> Result<bool>,
 ) -> Result<()> {
     let lo = format!("{type_name}|").into_bytes();
     let hi = prefix_end(&lo).unwrap_or_else(|| vec![0xFF; lo.len() + 1]);
     let tx = at.tx_time.unwrap_or(Timestamp::MAX);
     let mut current: Vec<u8> = Vec::new();
-    let mut best: Option<(Timestamp, Timestamp, Vec<u8>)> = None;
-    let emit = |entity: &[u8],
-                best: Option<(Timestamp, Timestamp, Vec<u8>)>,
-                visit: &mut dyn FnMut(Version) -> bool|
-     -> Result<bool> {
-        let Some((vt, tt, bytes)) = best else { return Ok(true) };
-        let record = Record::decode(&bytes)?;
-        if record.hash.is_none() {
-            return Ok(true);
-        }
-        let (key, _) = decode_key(entity)?;
-        Ok(visit(to_version(key, vt, tt, record)))
-    };
+    let mut best: Option<(Timestamp, Timestamp, C)> = None;
     for item in versions.range(lo.as_slice()..hi.as_slice()).map_err(StoreError::engine)? {
         let (k, v) = item.map_err(StoreError::engine)?;
         let kb = k.value();
@@ -496,20 +489,44 @@ fn scan_type<T: ReadableTable<&'static [u8], &'static [u8]>>(
         }
         let (entity, _) = kb.split_at(kb.len() - 16);
         if entity != current.as_slice() {
-            if !emit(&current, best.take(), visit)? {
-                return Ok(());
+            if let Some((vt, tt, c)) = best.take() {
+                if !emit(&current, vt, tt, c)? {
+                    return Ok(());
+                }
             }
             current.clear();
             current.extend_from_slice(entity);
         }
-        // Ascending (valid, tx) within a key: the last entry that counts is the answer.
         let (vt, tt) = split_times(kb)?;
         if vt <= at.valid_time && tt <= tx {
-            best = Some((vt, tt, v.value().to_vec()));
+            best = Some((vt, tt, capture(v.value())?));
         }
     }
-    emit(&current, best, visit)?;
+    if let Some((vt, tt, c)) = best {
+        emit(&current, vt, tt, c)?;
+    }
     Ok(())
+}
+
+fn scan_type<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    versions: &T,
+    type_name: &str,
+    at: AsOf,
+    visit: &mut dyn FnMut(Version) -> bool,
+) -> Result<()> {
+    walk_type(
+        versions,
+        type_name,
+        at,
+        |bytes| Ok(bytes.to_vec()),
+        |entity, vt, tt, bytes| {
+            let record = Record::decode(&bytes)?;
+            if record.hash.is_none() {
+                return Ok(true);
+            }
+            Ok(visit(to_version(decode_key(entity)?.0, vt, tt, record)))
+        },
+    )
 }
 
 /// The range of table keys that start with `enc(key)`: a key's versions, or a target's referrers.
@@ -538,40 +555,12 @@ fn scan_type_keys<T: ReadableTable<&'static [u8], &'static [u8]>>(
     at: AsOf,
     visit: &mut dyn FnMut(&str) -> bool,
 ) -> Result<()> {
-    let lo = format!("{type_name}|").into_bytes();
-    let hi = prefix_end(&lo).unwrap_or_else(|| vec![0xFF; lo.len() + 1]);
-    let tx = at.tx_time.unwrap_or(Timestamp::MAX);
-    let mut current: Vec<u8> = Vec::new();
-    // Whether the best version of the current key so far is live.
-    let mut live: Option<bool> = None;
-    let emit = |entity: &[u8], live: Option<bool>, visit: &mut dyn FnMut(&str) -> bool| -> Result<bool> {
-        if live != Some(true) {
+    walk_type(versions, type_name, at, Record::is_live, |entity, _, _, live| {
+        if !live {
             return Ok(true);
         }
-        let (key, _) = decode_key(entity)?;
-        Ok(visit(&key))
-    };
-    for item in versions.range(lo.as_slice()..hi.as_slice()).map_err(StoreError::engine)? {
-        let (k, v) = item.map_err(StoreError::engine)?;
-        let kb = k.value();
-        if kb.len() < 16 {
-            return Err(StoreError::Corrupt("short version key".into()));
-        }
-        let (entity, _) = kb.split_at(kb.len() - 16);
-        if entity != current.as_slice() {
-            if !emit(&current, live.take(), visit)? {
-                return Ok(());
-            }
-            current.clear();
-            current.extend_from_slice(entity);
-        }
-        let (vt, tt) = split_times(kb)?;
-        if vt <= at.valid_time && tt <= tx {
-            live = Some(Record::is_live(v.value())?);
-        }
-    }
-    emit(&current, live, visit)?;
-    Ok(())
+        Ok(visit(&decode_key(entity)?.0))
+    })
 }
 
 fn referrers<T: ReadableTable<&'static [u8], &'static [u8]>, R: ReadableTable<&'static [u8], ()>>(
