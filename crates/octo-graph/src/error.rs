@@ -20,7 +20,12 @@ pub enum GraphError {
     Store(#[from] StoreError),
     /// A stored document does not decode (500): the store is damaged or from another version.
     #[error("corrupt stored document {key}: {message}")]
-    Corrupt { key: String, message: String },
+    Corrupt {
+        /// The record's key.
+        key: String,
+        /// What did not decode.
+        message: String,
+    },
 }
 
 impl GraphError {

@@ -7,6 +7,8 @@
 //! incrementally maintained scan levels, and queries (list, tree, origins, findings, Octopoes'
 //! path queries).
 
+#![warn(missing_docs)]
+
 pub mod change;
 pub mod error;
 pub mod graph;

@@ -8,7 +8,12 @@ use std::path::PathBuf;
 pub enum ModelError {
     /// A schema file could not be read or is not valid.
     #[error("schema {}: {message}", .file.display())]
-    Schema { file: PathBuf, message: String },
+    Schema {
+        /// The file (or `builtin:NAME`).
+        file: PathBuf,
+        /// What is wrong, with type and field.
+        message: String,
+    },
     /// The catalogue has no type of this name.
     #[error("unknown object type '{0}'")]
     UnknownType(String),
@@ -17,10 +22,22 @@ pub enum ModelError {
     AbstractType(String),
     /// A field's value does not fit its declaration.
     #[error("{type_name}.{field}: {message}")]
-    Field { type_name: String, field: String, message: String },
+    Field {
+        /// The object type.
+        type_name: String,
+        /// The field.
+        field: String,
+        /// What is wrong with its value.
+        message: String,
+    },
     /// A primary key string does not parse against the catalogue.
     #[error("invalid reference '{key}': {message}")]
-    Key { key: String, message: String },
+    Key {
+        /// The key as given.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The JSON document is not an object of the expected shape.
     #[error("invalid object: {0}")]
     Shape(String),

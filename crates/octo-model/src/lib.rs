@@ -25,6 +25,8 @@
 //! assert_eq!(parsed.tokens()["address"].as_node().unwrap().type_name, "IPAddressV4");
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod catalog;
 pub mod error;
 pub mod escape;

@@ -124,11 +124,26 @@ pub struct RefSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldKind {
     /// Free text, optionally stripped and case-folded.
-    String { case: Case, strip: bool },
+    String {
+        /// Case folding.
+        case: Case,
+        /// Trim surrounding whitespace.
+        strip: bool,
+    },
     /// A 64-bit integer with optional bounds.
-    Int { min: Option<i64>, max: Option<i64> },
+    Int {
+        /// Smallest allowed value.
+        min: Option<i64>,
+        /// Largest allowed value.
+        max: Option<i64>,
+    },
     /// A float with optional bounds.
-    Float { min: Option<f64>, max: Option<f64> },
+    Float {
+        /// Smallest allowed value.
+        min: Option<f64>,
+        /// Largest allowed value.
+        max: Option<f64>,
+    },
     /// True or false.
     Bool,
     /// One of a fixed set of strings.

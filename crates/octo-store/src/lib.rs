@@ -26,6 +26,8 @@
 //! assert_eq!(snap.history("Network|internet").unwrap().len(), 2);
 //! ```
 
+#![warn(missing_docs)]
+
 mod codec;
 /// The byte layout of the versions table, exposed for the engine-comparison benchmark.
 #[doc(hidden)]

@@ -115,9 +115,23 @@ pub trait Store: Send + Sync {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// See [`Transaction::put`].
-    Put { key: String, doc: Vec<u8>, refs: Vec<String>, valid: ValidTime },
+    Put {
+        /// The key.
+        key: String,
+        /// The document.
+        doc: Vec<u8>,
+        /// The keys it references.
+        refs: Vec<String>,
+        /// When it holds.
+        valid: ValidTime,
+    },
     /// See [`Transaction::delete`].
-    Delete { key: String, valid: ValidTime },
+    Delete {
+        /// The key.
+        key: String,
+        /// From when (or during which span) it is gone.
+        valid: ValidTime,
+    },
 }
 
 /// Applies `ops` in one transaction and commits it.
