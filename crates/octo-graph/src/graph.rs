@@ -706,8 +706,9 @@ impl Session<'_> {
     /// Octopoes' `save_origin`, done in this transaction with garbage collection included.
     fn save_origin(&mut self, mut origin: Origin, oois: &[Ooi], end: Option<Timestamp>) -> Result<()> {
         origin.result = Vec::with_capacity(oois.len());
+        let mut seen = std::collections::HashSet::with_capacity(oois.len());
         for o in oois {
-            if !origin.result.contains(o.primary_key()) {
+            if seen.insert(o.primary_key()) {
                 origin.result.push(o.primary_key().clone());
             }
         }
@@ -747,7 +748,8 @@ impl Session<'_> {
             self.write_origin_until(&origin, old.as_ref(), end)?;
         }
         if let Some(old) = old {
-            let dropped: Vec<Reference> = old.result.into_iter().filter(|r| !origin.result.contains(r)).collect();
+            let kept: std::collections::HashSet<&Reference> = origin.result.iter().collect();
+            let dropped: Vec<Reference> = old.result.into_iter().filter(|r| !kept.contains(r)).collect();
             self.collect_garbage(dropped)?;
         }
         Ok(())

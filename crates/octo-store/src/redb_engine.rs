@@ -175,6 +175,8 @@ impl Reader for RedbSnapshot {
 /// Writes not yet handed to redb: buffered so bulk writes open each table once per flush.
 #[derive(Default)]
 struct Pending {
+    /// Keys with buffered versions: a point read of any other key need not flush.
+    keys: std::collections::HashSet<String>,
     versions: Vec<(Vec<u8>, Vec<u8>)>,
     refs: Vec<Vec<u8>>,
     events: Vec<(EventId, Vec<u8>)>,
@@ -203,6 +205,7 @@ impl RedbTransaction {
         if pending.versions.is_empty() && pending.refs.is_empty() && pending.events.is_empty() {
             return Ok(());
         }
+        pending.keys.clear();
         // Key order makes neighbouring inserts share B-tree pages. The sort is stable, so a later
         // write to the same version key (same key, valid time and transaction) still wins.
         pending.versions.sort_by(|a, b| a.0.cmp(&b.0));
@@ -236,6 +239,7 @@ impl RedbTransaction {
 
     fn push(&self, key: &str, valid: Timestamp, record: &Record) {
         let mut pending = self.pending.borrow_mut();
+        pending.keys.insert(key.to_owned());
         pending.versions.push((version_key(key, valid, self.tx_time), record.encode()));
         for r in &record.refs {
             pending.refs.push(ref_key(r, key));
@@ -283,7 +287,11 @@ impl RedbTransaction {
 
 impl Reader for RedbTransaction {
     fn get(&self, key: &str, at: AsOf) -> Result<Option<Version>> {
-        self.flush()?;
+        // A point read depends only on the key's own versions: flush only when it has some
+        // buffered (saving a flush per read in read-modify-write loops).
+        if self.pending.borrow().keys.contains(key) {
+            self.flush()?;
+        }
         get(&self.txn().open_table(VERSIONS).map_err(StoreError::engine)?, key, at)
     }
     fn scan_type(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()> {
@@ -329,6 +337,7 @@ impl Transaction for RedbTransaction {
             // The common case: one version, encoded straight from the borrowed parts.
             let start = valid.start.unwrap_or(self.tx_time);
             let mut pending = self.pending.borrow_mut();
+            pending.keys.insert(key.to_owned());
             pending
                 .versions
                 .push((version_key(key, start, self.tx_time), encode_record(self.tx_id, Some(&hash), refs, doc)));

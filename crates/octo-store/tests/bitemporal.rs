@@ -284,3 +284,23 @@ fn keys_with_nul_and_unicode_stay_apart() {
     .unwrap();
     assert_eq!(n, keys.len());
 }
+
+#[test]
+fn reads_of_other_keys_do_not_hide_buffered_writes() {
+    let (_d, s) = open();
+    let mut tx = s.begin().unwrap();
+    tx.put("K|a", b"a", &[], ValidTime::now()).unwrap();
+    // A read of another key is served without flushing the buffer...
+    assert!(tx.get("K|b", AsOf::now()).unwrap().is_none());
+    tx.put("K|b", b"b", &["K|a".into()], ValidTime::now()).unwrap();
+    // ...and the buffered writes are all still seen, by point reads and by range reads.
+    assert_eq!(tx.get("K|a", AsOf::now()).unwrap().unwrap().doc, b"a");
+    assert_eq!(tx.get("K|b", AsOf::now()).unwrap().unwrap().doc, b"b");
+    assert_eq!(tx.referrers("K|a", None, AsOf::now()).unwrap().len(), 1);
+    tx.put("K|a", b"a2", &[], ValidTime::now()).unwrap();
+    assert_eq!(tx.get("K|a", AsOf::now()).unwrap().unwrap().doc, b"a2");
+    tx.commit().unwrap();
+    let r = s.snapshot().unwrap();
+    assert_eq!(r.get("K|a", AsOf::now()).unwrap().unwrap().doc, b"a2");
+    assert_eq!(r.history("K|a").unwrap().len(), 1, "the same key, valid time and transaction: one version");
+}
