@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use octo_model::{Catalog, Ooi, Reference};
-use octo_store::{AsOf, EventId, Store, Timestamp, Transaction, TxReceipt, ValidTime};
+use octo_store::{AsOf, EventId, Reader, Store, Timestamp, Transaction, TxReceipt, ValidTime};
 use serde_json::Value as Json;
 
 use crate::change::{Change, Entity, Operation};
@@ -93,7 +93,7 @@ pub struct Graph {
     store: Arc<dyn Store>,
     catalog: Catalog,
     /// For each type, the types whose capped references can point at it (see `edges_of`).
-    capped_referrers: std::collections::HashMap<String, Vec<String>>,
+    capped_referrers: CappedReferrers,
     /// For each type, the types whose references can point at it (for trees).
     pub(crate) referrers: std::collections::HashMap<String, Vec<String>>,
 }
@@ -292,10 +292,7 @@ impl Graph {
     /// incremental maintenance is right; the property tests check that).
     pub fn recalculate_scan_profiles(&self, valid_time: Option<Timestamp>) -> Result<Outcome> {
         let mut s = self.session(valid_time, "recalculate_scan_profiles".into())?;
-        let profiles = crate::query::collect_type(&*s.tx, "ScanProfile", s.at(), |key, doc| {
-            serde_json::from_slice::<ScanProfileRecord>(doc)
-                .map_err(|e| GraphError::Corrupt { key: key.to_owned(), message: e.to_string() })
-        })?;
+        let profiles: Vec<ScanProfileRecord> = crate::query::collect_type(&*s.tx, "ScanProfile", s.at(), decode)?;
         let mut declared = BTreeMap::new();
         let mut inherited = BTreeMap::new();
         for p in profiles {
@@ -321,11 +318,14 @@ impl Graph {
 
     /// The path of objects that explains an object's level, ending at the declared one.
     pub fn inheritance(&self, reference: &Reference, valid_time: Option<Timestamp>) -> Result<Vec<InheritanceStep>> {
-        let s = self.session(valid_time, "inheritance".into())?;
-        if !s.exists(reference)? {
+        // A read: a snapshot, never the write transaction (which would hold up every writer).
+        let snap = self.store.snapshot()?;
+        let at = AsOf::valid(valid_time.unwrap_or_else(Timestamp::now));
+        let mut levels = ReaderLevels { reader: &*snap, catalog: &self.catalog, capped: &self.capped_referrers, at };
+        if !levels.exists(reference)? {
             return Err(GraphError::NotFound(format!("object '{reference}' not found")));
         }
-        scan::explain(&mut SessionLevels(&s), reference)
+        scan::explain(&mut levels, reference)
     }
 
     /// An object as of a time, with its scan profile.
@@ -343,25 +343,19 @@ impl Graph {
     /// The origins that hold `reference` or look at it, as of a time.
     pub fn origins(&self, reference: &Reference, at: AsOf) -> Result<Vec<Origin>> {
         let snap = self.store.snapshot()?;
-        snap.referrers(reference.as_str(), Some("Origin"), at)?.iter().map(|v| decode_origin(&v.key, &v.doc)).collect()
+        snap.referrers(reference.as_str(), Some("Origin"), at)?.iter().map(|v| decode(&v.key, &v.doc)).collect()
     }
 
     /// An origin by id, as of a time.
     pub fn origin(&self, origin_id: &str, at: AsOf) -> Result<Option<Origin>> {
         let snap = self.store.snapshot()?;
-        snap.get(origin_id, at)?.map(|v| decode_origin(&v.key, &v.doc)).transpose()
+        snap.get(origin_id, at)?.map(|v| decode(&v.key, &v.doc)).transpose()
     }
 }
 
-pub(crate) fn profile_of(
-    reader: &dyn octo_store::Reader,
-    reference: &Reference,
-    at: AsOf,
-) -> Result<octo_model::ScanProfile> {
-    let key = profile_key(reference);
-    let record = match reader.get(&key, at)? {
-        Some(v) => serde_json::from_slice::<ScanProfileRecord>(&v.doc)
-            .map_err(|e| GraphError::Corrupt { key, message: e.to_string() })?,
+pub(crate) fn profile_of(reader: &dyn Reader, reference: &Reference, at: AsOf) -> Result<octo_model::ScanProfile> {
+    let record = match read_profile(reader, reference, at)? {
+        Some(p) => p,
         None => ScanProfileRecord {
             scan_profile_type: "empty".into(),
             reference: reference.clone(),
@@ -377,12 +371,67 @@ pub(crate) fn profile_of(
     })
 }
 
-fn decode(key: &str, bytes: &[u8]) -> Result<Json> {
+/// Decodes a stored JSON record; a record that does not decode is corruption, named by its key.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| GraphError::Corrupt { key: key.to_owned(), message: e.to_string() })
 }
 
-fn decode_origin(key: &str, bytes: &[u8]) -> Result<Origin> {
-    serde_json::from_slice(bytes).map_err(|e| GraphError::Corrupt { key: key.to_owned(), message: e.to_string() })
+/// An object's stored scan profile, if it has one (objects without one have the empty profile).
+pub(crate) fn read_profile(reader: &dyn Reader, r: &Reference, at: AsOf) -> Result<Option<ScanProfileRecord>> {
+    let key = profile_key(r);
+    reader.get(&key, at)?.map(|v| decode(&key, &v.doc)).transpose()
+}
+
+/// Propagation edges of an object: its own capped references, and the capped references of
+/// other objects to it. One read of the reference index, then documents only for keys of the
+/// `capped` types, the only ones that can pass levels.
+fn read_edges(
+    reader: &dyn Reader,
+    catalog: &Catalog,
+    capped: &CappedReferrers,
+    r: &Reference,
+    at: AsOf,
+) -> Result<Vec<Edge>> {
+    let Some(v) = reader.get(r.as_str(), at)? else { return Ok(vec![]) };
+    let doc: Json = decode(&v.key, &v.doc)?;
+    let mut edges = scan::outgoing_edges(catalog, &doc);
+    let types = capped.get(r.type_name()).map(Vec::as_slice).unwrap_or_default();
+    if types.is_empty() {
+        return Ok(edges);
+    }
+    let candidates: Vec<String> = reader
+        .referrer_keys(r.as_str())?
+        .into_iter()
+        .filter(|k| types.iter().any(|t| Reference::from_trusted(k.as_str()).type_name() == t))
+        .collect();
+    for v in reader.referrers_among(r.as_str(), &candidates, at)? {
+        let rdoc: Json = decode(&v.key, &v.doc)?;
+        edges.extend(scan::incoming_edges(catalog, &Reference::from_trusted(v.key.clone()), &rdoc, r));
+    }
+    Ok(edges)
+}
+
+/// For each type, the types whose capped references can point at it.
+type CappedReferrers = std::collections::HashMap<String, Vec<String>>;
+
+/// The graph as level propagation sees it through a read-only snapshot (explanations).
+struct ReaderLevels<'a> {
+    reader: &'a dyn Reader,
+    catalog: &'a Catalog,
+    capped: &'a CappedReferrers,
+    at: AsOf,
+}
+
+impl LevelGraph for ReaderLevels<'_> {
+    fn exists(&mut self, r: &Reference) -> Result<bool> {
+        Ok(self.reader.get(r.as_str(), self.at)?.is_some())
+    }
+    fn level(&mut self, r: &Reference) -> Result<(u8, bool)> {
+        Ok(read_profile(self.reader, r, self.at)?.map_or((0, false), |p| (p.level, p.scan_profile_type == "declared")))
+    }
+    fn edges(&mut self, r: &Reference) -> Result<Vec<Edge>> {
+        read_edges(self.reader, self.catalog, self.capped, r, self.at)
+    }
 }
 
 /// The stored form of an object: its JSON without the scan profile, which lives apart.
@@ -398,7 +447,7 @@ fn stored_document(ooi: &Ooi) -> Json {
 struct Session<'a> {
     tx: Box<dyn Transaction + 'a>,
     catalog: &'a Catalog,
-    capped_referrers: &'a std::collections::HashMap<String, Vec<String>>,
+    capped_referrers: &'a CappedReferrers,
     valid: Timestamp,
     cause: String,
     outcome: Outcome,
@@ -439,50 +488,19 @@ impl Session<'_> {
         if let Some(l) = self.cache.borrow().levels.get(r) {
             return Ok(*l);
         }
-        let key = profile_key(r);
-        let level = match self.tx.get(&key, self.at())? {
-            None => (0, false),
-            Some(v) => {
-                let p: ScanProfileRecord =
-                    serde_json::from_slice(&v.doc).map_err(|e| GraphError::Corrupt { key, message: e.to_string() })?;
-                (p.level, p.scan_profile_type == "declared")
-            }
-        };
+        let level =
+            read_profile(&*self.tx, r, self.at())?.map_or((0, false), |p| (p.level, p.scan_profile_type == "declared"));
         self.cache.borrow_mut().levels.insert(r.clone(), level);
         Ok(level)
     }
 
-    /// Propagation edges of an object: its own capped references, and the capped references
-    /// of other objects to it (only the referrer types that have such a field are read).
+    /// Propagation edges of an object (see [`read_edges`]), cached for the session.
     fn edges_of(&self, r: &Reference) -> Result<Vec<Edge>> {
         if let Some(e) = self.cache.borrow().edges.get(r) {
             return Ok(e.clone());
         }
-        let edges = self.read_edges(r)?;
+        let edges = read_edges(&*self.tx, self.catalog, self.capped_referrers, r, self.at())?;
         self.cache.borrow_mut().edges.insert(r.clone(), edges.clone());
-        Ok(edges)
-    }
-
-    fn read_edges(&self, r: &Reference) -> Result<Vec<Edge>> {
-        let Some(doc) = self.document(r.as_str())? else { return Ok(vec![]) };
-        let mut edges = scan::outgoing_edges(self.catalog, &doc);
-        let types = self.capped_referrers.get(r.type_name()).map(Vec::as_slice).unwrap_or_default();
-        if types.is_empty() {
-            return Ok(edges);
-        }
-        // One read of the index, then documents only for keys of a type that can pass levels.
-        let candidates: Vec<String> = self
-            .tx
-            .referrer_keys(r.as_str())?
-            .into_iter()
-            .filter(|k| types.iter().any(|t| Reference::from_trusted(k.as_str()).type_name() == t))
-            .collect();
-        {
-            for v in self.tx.referrers_among(r.as_str(), &candidates, self.at())? {
-                let rdoc = decode(&v.key, &v.doc)?;
-                edges.extend(scan::incoming_edges(self.catalog, &Reference::from_trusted(v.key.clone()), &rdoc, r));
-            }
-        }
         Ok(edges)
     }
 
@@ -596,16 +614,12 @@ impl Session<'_> {
     }
 
     fn origin(&self, id: &str) -> Result<Option<Origin>> {
-        self.tx.get(id, self.at())?.map(|v| decode_origin(id, &v.doc)).transpose()
+        self.tx.get(id, self.at())?.map(|v| decode(id, &v.doc)).transpose()
     }
 
     /// Origins whose source is `r` or whose result lists it.
     fn origins_of(&self, r: &Reference) -> Result<Vec<Origin>> {
-        self.tx
-            .referrers(r.as_str(), Some("Origin"), self.at())?
-            .iter()
-            .map(|v| decode_origin(&v.key, &v.doc))
-            .collect()
+        self.tx.referrers(r.as_str(), Some("Origin"), self.at())?.iter().map(|v| decode(&v.key, &v.doc)).collect()
     }
 
     /// Writes (or deletes, with `new` = None) one record and its event; nothing when unchanged.

@@ -155,12 +155,7 @@ fn reference_values(v: Option<&Json>) -> Vec<Reference> {
 
 impl Graph {
     fn load(&self, snap: &dyn Reader, r: &Reference, at: AsOf) -> Result<Option<Json>> {
-        snap.get(r.as_str(), at)?
-            .map(|v| {
-                serde_json::from_slice(&v.doc)
-                    .map_err(|e| GraphError::Corrupt { key: v.key.clone(), message: e.to_string() })
-            })
-            .transpose()
+        snap.get(r.as_str(), at)?.map(|v| crate::graph::decode(&v.key, &v.doc)).transpose()
     }
 
     /// Follows a path from one object; distinct results in key order (values in order met).
@@ -203,8 +198,7 @@ impl Graph {
                     for r in current.keys() {
                         for t in &owners {
                             for v in snap.referrers(r.as_str(), Some(t), at)? {
-                                let d: Json = serde_json::from_slice(&v.doc)
-                                    .map_err(|e| GraphError::Corrupt { key: v.key.clone(), message: e.to_string() })?;
+                                let d: Json = crate::graph::decode(&v.key, &v.doc)?;
                                 if reference_values(d.get(&seg.property)).contains(r) {
                                     next.insert(Reference::from_trusted(v.key), d);
                                 }

@@ -152,8 +152,7 @@ impl Default for FindingQuery {
 
 impl Graph {
     fn decode_ooi(&self, key: &str, doc: &[u8]) -> Result<Ooi> {
-        let json: Json = serde_json::from_slice(doc)
-            .map_err(|e| GraphError::Corrupt { key: key.to_owned(), message: e.to_string() })?;
+        let json: Json = crate::graph::decode(key, doc)?;
         Ok(self.catalog().ooi_from_stored_json(&json)?)
     }
 
@@ -312,15 +311,12 @@ impl Graph {
     pub fn list_origins(&self, q: &OriginQuery, at: AsOf) -> Result<Vec<Origin>> {
         let snap = self.store().snapshot()?;
         let mut candidates: Vec<Origin> = Vec::new();
-        let decode = |key: &str, doc: &[u8]| -> Result<Origin> {
-            serde_json::from_slice(doc).map_err(|e| GraphError::Corrupt { key: key.to_owned(), message: e.to_string() })
-        };
         if let Some(anchor) = q.source.as_ref().or(q.result.as_ref()) {
             for v in snap.referrers(anchor.as_str(), Some("Origin"), at)? {
-                candidates.push(decode(&v.key, &v.doc)?);
+                candidates.push(crate::graph::decode(&v.key, &v.doc)?);
             }
         } else {
-            candidates = collect_type(&*snap, "Origin", at, decode)?;
+            candidates = collect_type(&*snap, "Origin", at, crate::graph::decode)?;
         }
         candidates.retain(|o| {
             q.source.as_ref().is_none_or(|s| &o.source == s)
