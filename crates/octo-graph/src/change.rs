@@ -14,6 +14,8 @@ pub enum Entity {
     Origin,
     /// A declared or inherited scan profile.
     ScanProfile,
+    /// An organisation setting (which bits run, for instance).
+    Setting,
 }
 
 /// What happened to it.

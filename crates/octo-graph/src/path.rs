@@ -66,7 +66,9 @@ impl ObjectPath {
                 None => (Direction::Outgoing, step),
             };
             let (property, explicit) = match body.split_once('[') {
+                // Octopoes writes `ooi [is Hostname]` as well as `ooi[is Hostname]`.
                 Some((p, rest)) => {
+                    let p = p.trim_end();
                     let t = rest
                         .strip_suffix(']')
                         .and_then(|r| r.strip_prefix("is "))
@@ -153,64 +155,105 @@ fn reference_values(v: Option<&Json>) -> Vec<Reference> {
     }
 }
 
-impl Graph {
-    fn load(&self, snap: &dyn Reader, r: &Reference, at: AsOf) -> Result<Option<Json>> {
-        snap.get(r.as_str(), at)?.map(|v| crate::graph::decode(&v.key, &v.doc)).transpose()
-    }
+/// A document loader: the store as of a time, or (for inference) the store plus what the
+/// current transaction deleted.
+pub(crate) type Loader<'a> = dyn Fn(&Reference) -> Result<Option<Json>> + 'a;
 
-    /// Follows a path from one object; distinct results in key order (values in order met).
-    fn walk(&self, snap: &dyn Reader, path: &ObjectPath, start: Reference, at: AsOf) -> Result<Vec<QueryResult>> {
-        let mut current: BTreeMap<Reference, Json> = BTreeMap::new();
-        if let Some(doc) = self.load(snap, &start, at)? {
-            if self.catalog().is_a(start.type_name(), &path.start_type) {
-                current.insert(start, doc);
+/// Follows a path from one object whose document is `start_doc`; distinct results in key order
+/// (values in order met). Outgoing steps load documents with `load`; incoming steps read the
+/// reference index of `reader`.
+pub(crate) fn walk(
+    reader: &dyn Reader,
+    catalog: &Catalog,
+    path: &ObjectPath,
+    start: Reference,
+    start_doc: Json,
+    at: AsOf,
+    load: &Loader<'_>,
+) -> Result<Vec<QueryResult>> {
+    let mut current: BTreeMap<Reference, Json> = BTreeMap::new();
+    if catalog.is_a(start.type_name(), &path.start_type) {
+        current.insert(start, start_doc);
+    }
+    for (i, seg) in path.segments.iter().enumerate() {
+        let mut next: BTreeMap<Reference, Json> = BTreeMap::new();
+        match (seg.direction, &seg.target_type) {
+            (Direction::Outgoing, None) => {
+                let mut values = Vec::new();
+                for doc in current.values() {
+                    if let Some(v) = doc.get(&seg.property).filter(|v| !v.is_null()) {
+                        if !values.contains(v) {
+                            values.push(v.clone());
+                        }
+                    }
+                }
+                debug_assert_eq!(i + 1, path.segments.len());
+                return Ok(values.into_iter().map(QueryResult::Value).collect());
             }
-        }
-        for (i, seg) in path.segments.iter().enumerate() {
-            let mut next: BTreeMap<Reference, Json> = BTreeMap::new();
-            match (seg.direction, &seg.target_type) {
-                (Direction::Outgoing, None) => {
-                    let mut values = Vec::new();
-                    for doc in current.values() {
-                        if let Some(v) = doc.get(&seg.property).filter(|v| !v.is_null()) {
-                            if !values.contains(v) {
-                                values.push(v.clone());
-                            }
+            (Direction::Outgoing, Some(target)) => {
+                for doc in current.values() {
+                    for r in reference_values(doc.get(&seg.property)) {
+                        if next.contains_key(&r) || !catalog.is_a(r.type_name(), target) {
+                            continue;
                         }
-                    }
-                    debug_assert_eq!(i + 1, path.segments.len());
-                    return Ok(values.into_iter().map(QueryResult::Value).collect());
-                }
-                (Direction::Outgoing, Some(target)) => {
-                    for doc in current.values() {
-                        for r in reference_values(doc.get(&seg.property)) {
-                            if next.contains_key(&r) || !self.catalog().is_a(r.type_name(), target) {
-                                continue;
-                            }
-                            if let Some(d) = self.load(snap, &r, at)? {
-                                next.insert(r, d);
-                            }
+                        if let Some(d) = load(&r)? {
+                            next.insert(r, d);
                         }
                     }
                 }
-                (Direction::Incoming, Some(owner)) => {
-                    let owners = self.catalog().concrete_types(owner)?.to_vec();
-                    for r in current.keys() {
-                        for t in &owners {
-                            for v in snap.referrers(r.as_str(), Some(t), at)? {
-                                let d: Json = crate::graph::decode(&v.key, &v.doc)?;
-                                if reference_values(d.get(&seg.property)).contains(r) {
-                                    next.insert(Reference::from_trusted(v.key), d);
-                                }
-                            }
-                        }
-                    }
-                }
-                (Direction::Incoming, None) => unreachable!("incoming steps always name a type"),
             }
-            current = next;
+            (Direction::Incoming, Some(owner)) => {
+                let owners = catalog.concrete_types(owner)?.to_vec();
+                for r in current.keys() {
+                    for t in &owners {
+                        for v in reader.referrers(r.as_str(), Some(t), at)? {
+                            let d: Json = crate::graph::decode(&v.key, &v.doc)?;
+                            if reference_values(d.get(&seg.property)).contains(r) {
+                                next.insert(Reference::from_trusted(v.key), d);
+                            }
+                        }
+                    }
+                }
+            }
+            (Direction::Incoming, None) => unreachable!("incoming steps always name a type"),
         }
-        Ok(current.into_values().map(QueryResult::Object).collect())
+        current = next;
+    }
+    Ok(current.into_values().map(QueryResult::Object).collect())
+}
+
+impl ObjectPath {
+    /// The same relation walked the other way: from the type this all-reference path arrives
+    /// at, back to its start type (`IPPort.address` becomes `IPAddress.<address[is IPPort]`).
+    /// `None` when a step is a plain field or already incoming.
+    pub fn reversed(&self) -> Option<ObjectPath> {
+        let last = self.segments.last()?.target_type.clone()?;
+        let mut segments = Vec::with_capacity(self.segments.len());
+        let mut from = last.clone();
+        for seg in self.segments.iter().rev() {
+            if seg.direction != Direction::Outgoing {
+                return None;
+            }
+            seg.target_type.as_ref()?;
+            segments.push(Segment {
+                source_type: from.clone(),
+                direction: Direction::Incoming,
+                property: seg.property.clone(),
+                target_type: Some(seg.source_type.clone()),
+            });
+            from = seg.source_type.clone();
+        }
+        Some(ObjectPath { start_type: last, segments })
+    }
+}
+
+impl Graph {
+    fn walk_from(&self, snap: &dyn Reader, path: &ObjectPath, start: Reference, at: AsOf) -> Result<Vec<QueryResult>> {
+        let load = |r: &Reference| -> Result<Option<Json>> {
+            snap.get(r.as_str(), at)?.map(|v| crate::graph::decode(&v.key, &v.doc)).transpose()
+        };
+        let Some(doc) = load(&start)? else { return Ok(vec![]) };
+        walk(snap, self.catalog(), path, start, doc, at, &load)
     }
 
     /// Octopoes' `GET /query`: the path's results from `source`, or from every object of the
@@ -240,7 +283,7 @@ impl Graph {
         };
         let mut out: Vec<QueryResult> = Vec::new();
         for s in sources {
-            for r in self.walk(&*snap, &path, s, at)? {
+            for r in self.walk_from(&*snap, &path, s, at)? {
                 if !out.contains(&r) {
                     out.push(r);
                 }
@@ -255,7 +298,7 @@ impl Graph {
         let snap = self.store().snapshot()?;
         let mut out = Vec::new();
         for s in sources {
-            for r in self.walk(&*snap, &path, s.clone(), at)? {
+            for r in self.walk_from(&*snap, &path, s.clone(), at)? {
                 out.push((s.clone(), r));
             }
         }

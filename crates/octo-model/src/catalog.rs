@@ -13,8 +13,9 @@ use crate::error::ModelError;
 use crate::schema::{resolve_field, FieldDef, FieldKind, KeyEmbed, SchemaFile};
 use crate::ROOT_TYPE;
 
-/// Key prefixes the graph uses for its own records (origins, scan profiles), kept apart from types.
-pub const RESERVED_TYPE_NAMES: &[&str] = &["Origin", "OriginParameter", "ScanProfile"];
+/// Key prefixes the graph uses for its own records (origins, scan profiles, settings), kept apart
+/// from types.
+pub const RESERVED_TYPE_NAMES: &[&str] = &["Origin", "OriginParameter", "ScanProfile", "Setting"];
 
 /// The built-in schema files, embedded at compile time.
 const BUILTIN_SCHEMAS: &[(&str, &str)] = &[

@@ -1,0 +1,182 @@
+//! The hook through which rules (bits) derive objects inside the write transaction.
+//!
+//! The graph records what a transaction changed — objects with their old and new documents,
+//! scan levels, settings — and, before committing, hands it to an [`Inferrer`]. The inferrer
+//! names the (bit, source) runs those changes can affect; the graph runs each and saves its
+//! results as an inference origin, which may change more objects, and repeats until nothing
+//! changes. A run whose results equal the stored ones writes nothing, which is what makes a
+//! rule that feeds itself stop.
+
+use std::collections::HashMap;
+
+use octo_model::{Catalog, Ooi, Reference};
+use octo_store::{AsOf, Reader, Timestamp};
+use serde_json::Value as Json;
+
+use crate::error::Result;
+use crate::origin::{Origin, OriginType};
+use crate::path::{ObjectPath, QueryResult};
+
+/// How many rounds of inference one transaction may take before it is refused: a rule set
+/// that never settles is a bug to report, not a reason to spin forever.
+pub const MAX_INFERENCE_ROUNDS: usize = 64;
+
+/// One object written in the transaction.
+#[derive(Debug, Clone)]
+pub struct ObjectChange {
+    /// The object.
+    pub reference: Reference,
+    /// Its document before (none when created).
+    pub old: Option<Json>,
+    /// Its document after (none when deleted).
+    pub new: Option<Json>,
+}
+
+/// One object whose scan level changed in the transaction.
+#[derive(Debug, Clone)]
+pub struct LevelChange {
+    /// The object.
+    pub reference: Reference,
+    /// Level before.
+    pub old: u8,
+    /// Level after.
+    pub new: u8,
+}
+
+/// Everything a round of the transaction changed that rules may depend on.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// Objects created, updated or deleted.
+    pub objects: Vec<ObjectChange>,
+    /// Scan levels that changed.
+    pub levels: Vec<LevelChange>,
+    /// Settings (by name) that changed.
+    pub settings: Vec<String>,
+}
+
+impl Changes {
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty() && self.levels.is_empty() && self.settings.is_empty()
+    }
+}
+
+/// A read-only view of the graph inside the write transaction, as rules see it.
+pub struct InferenceContext<'a> {
+    pub(crate) reader: &'a dyn Reader,
+    pub(crate) catalog: &'a Catalog,
+    pub(crate) at: AsOf,
+    /// Documents this transaction deleted, so a path can still be followed from a deleted
+    /// object to the objects whose rules must re-run.
+    pub(crate) gone: Option<&'a HashMap<Reference, Json>>,
+}
+
+impl<'a> InferenceContext<'a> {
+    /// A context over a read-only snapshot (for dry runs).
+    pub fn over(reader: &'a dyn Reader, catalog: &'a Catalog, at: AsOf) -> Self {
+        InferenceContext { reader, catalog, at, gone: None }
+    }
+
+    /// The type catalogue.
+    pub fn catalog(&self) -> &Catalog {
+        self.catalog
+    }
+
+    /// The valid time rules evaluate at (certificate expiry is judged against it).
+    pub fn valid_time(&self) -> Timestamp {
+        self.at.valid_time
+    }
+
+    /// A live object's stored document.
+    pub fn document(&self, r: &Reference) -> Result<Option<Json>> {
+        self.reader.get(r.as_str(), self.at)?.map(|v| crate::graph::decode(&v.key, &v.doc)).transpose()
+    }
+
+    /// A live object's document, or the last document of one this transaction deleted.
+    pub fn document_or_gone(&self, r: &Reference) -> Result<Option<Json>> {
+        if let Some(d) = self.document(r)? {
+            return Ok(Some(d));
+        }
+        Ok(self.gone.and_then(|g| g.get(r).cloned()))
+    }
+
+    /// A live object.
+    pub fn object(&self, r: &Reference) -> Result<Option<Ooi>> {
+        match self.document(r)? {
+            Some(doc) => Ok(Some(self.catalog.ooi_from_stored_json(&doc)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Builds an object from a stored document.
+    pub fn decode_object(&self, doc: &Json) -> Result<Ooi> {
+        Ok(self.catalog.ooi_from_stored_json(doc)?)
+    }
+
+    /// An object's scan level (0 when it has no profile).
+    pub fn level(&self, r: &Reference) -> Result<u8> {
+        Ok(crate::graph::read_profile(self.reader, r, self.at)?.map_or(0, |p| p.level))
+    }
+
+    /// The objects a path reaches from `start`, whose document is `start_doc` (which may be a
+    /// deleted object's last document). Outgoing steps also pass through objects deleted in
+    /// this transaction.
+    pub fn walk(&self, path: &ObjectPath, start: &Reference, start_doc: &Json) -> Result<Vec<(Reference, Json)>> {
+        let load = |r: &Reference| self.document_or_gone(r);
+        let results =
+            crate::path::walk(self.reader, self.catalog, path, start.clone(), start_doc.clone(), self.at, &load)?;
+        Ok(results
+            .into_iter()
+            .filter_map(|q| match q {
+                QueryResult::Object(doc) => {
+                    let key = doc.get("primary_key").and_then(Json::as_str)?.to_owned();
+                    Some((Reference::from_trusted(key), doc))
+                }
+                QueryResult::Value(_) => None,
+            })
+            .collect())
+    }
+
+    /// Every live object of a concrete type, by key.
+    pub fn keys_of_type(&self, type_name: &str) -> Result<Vec<Reference>> {
+        let mut out = Vec::new();
+        self.reader.scan_type_keys(type_name, self.at, &mut |k| {
+            out.push(Reference::from_trusted(k));
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// A named setting of this organisation.
+    pub fn setting(&self, name: &str) -> Result<Option<Json>> {
+        let key = setting_key(name);
+        self.reader.get(&key, self.at)?.map(|v| crate::graph::decode(&key, &v.doc)).transpose()
+    }
+
+    /// Every inference origin, so a full recalculation can re-run the ones no rule claims any
+    /// more (a rule that was removed) and let them go.
+    pub fn inference_origins(&self) -> Result<Vec<Origin>> {
+        let all: Vec<Origin> = crate::query::collect_type(self.reader, "Origin", self.at, crate::graph::decode)?;
+        Ok(all.into_iter().filter(|o| o.origin_type == OriginType::Inference).collect())
+    }
+}
+
+/// The store key of a setting.
+pub(crate) fn setting_key(name: &str) -> String {
+    format!("Setting|{name}")
+}
+
+/// A rule engine the graph calls inside each write transaction.
+pub trait Inferrer: Send + Sync {
+    /// The (bit id, source) runs that `changes` may have affected.
+    fn affected(&self, ctx: &InferenceContext<'_>, changes: &Changes) -> Result<Vec<(String, Reference)>>;
+
+    /// Runs one bit on one live source and returns what it derives now (empty when it derives
+    /// nothing, is disabled, or the source's level is below the bit's minimum), or `None` to
+    /// leave the stored inference as it is (a bit that failed on this input: the failure is
+    /// the engine's to report, and one bad rule must not block every write).
+    fn run(&self, ctx: &InferenceContext<'_>, bit: &str, source: &Reference) -> Result<Option<Vec<Ooi>>>;
+
+    /// Every run that should exist in the graph as it stands (for `recalculate_bits`).
+    fn all_runs(&self, ctx: &InferenceContext<'_>) -> Result<Vec<(String, Reference)>>;
+}
