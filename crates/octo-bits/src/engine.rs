@@ -46,8 +46,6 @@ impl BitSwitches {
 }
 
 struct CompiledParam {
-    /// From the parameter type to the consumed type.
-    forward: ObjectPath,
     /// From the consumed type back to the parameter type.
     reverse: ObjectPath,
 }
@@ -61,10 +59,15 @@ struct CompiledBit {
     config_reverse: Option<ObjectPath>,
 }
 
-#[derive(Clone, Copy)]
+/// What a change to an object of some type means for a bit.
+#[derive(Clone)]
 enum Trigger {
+    /// The object is consumed by the bit: it runs on it.
     Consumed(usize),
-    Param(usize, usize),
+    /// The object lies on a relation path of the bit (a parameter object, or an object a
+    /// parameter or config path passes through): the path leads to the sources to re-run.
+    /// Intermediate objects count because a path is only complete once all of them exist.
+    OnPath(usize, Arc<ObjectPath>),
 }
 
 /// A set of bits, run by the graph inside each write transaction.
@@ -107,6 +110,7 @@ impl BitEngine {
     pub fn new(catalog: Catalog, bits: Vec<Arc<dyn Bit>>, defaults: BitSwitches) -> Result<Self, GraphError> {
         let mut compiled = Vec::with_capacity(bits.len());
         let mut by_id = HashMap::new();
+        let mut triggers: HashMap<String, Vec<Trigger>> = HashMap::new();
         for bit in bits {
             let def = bit.definition().clone();
             let id = def.id.as_str();
@@ -132,7 +136,7 @@ impl BitEngine {
                         ),
                     ));
                 }
-                params.push(CompiledParam { forward, reverse });
+                params.push((forward, CompiledParam { reverse }));
             }
             let (config, config_reverse) = match &def.config_ooi_relation_path {
                 None => (None, None),
@@ -146,19 +150,37 @@ impl BitEngine {
                     (Some(config), Some(config_reverse))
                 }
             };
-            compiled.push(CompiledBit { bit, params, config, config_reverse });
-        }
-        let mut triggers: HashMap<String, Vec<Trigger>> = HashMap::new();
-        for (b, c) in compiled.iter().enumerate() {
-            let def = c.bit.definition();
-            for t in catalog.concrete_types(&def.consumes).map_err(|e| compile_err(&def.id, e))? {
-                triggers.entry(t.clone()).or_default().push(Trigger::Consumed(b));
-            }
-            for (p, param) in def.parameters.iter().enumerate() {
-                for t in catalog.concrete_types(&param.ooi_type).map_err(|e| compile_err(&def.id, e))? {
-                    triggers.entry(t.clone()).or_default().push(Trigger::Param(b, p));
+            // Each object type on a path, with the path from there to the sources: the rest of a
+            // parameter path, or the way back along a config path.
+            let mut on_path: Vec<ObjectPath> = Vec::new();
+            for (forward, _) in &params {
+                for i in 0..forward.segments.len() {
+                    let start_type = forward.segments[i].source_type.clone();
+                    on_path.push(ObjectPath { start_type, segments: forward.segments[i..].to_vec() });
                 }
             }
+            if let Some(path) = &def.config_ooi_relation_path {
+                let to_target = ObjectPath::parse(path, &catalog).map_err(|e| compile_err(id, e))?;
+                for i in 1..to_target.segments.len() {
+                    let prefix = ObjectPath {
+                        start_type: to_target.start_type.clone(),
+                        segments: to_target.segments[..i].to_vec(),
+                    };
+                    on_path.extend(prefix.reversed());
+                }
+            }
+            let b = compiled.len();
+            for t in catalog.concrete_types(&def.consumes).map_err(|e| compile_err(id, e))? {
+                triggers.entry(t.clone()).or_default().push(Trigger::Consumed(b));
+            }
+            for path in on_path {
+                let path = Arc::new(path);
+                for t in catalog.concrete_types(&path.start_type).map_err(|e| compile_err(id, e))? {
+                    triggers.entry(t.clone()).or_default().push(Trigger::OnPath(b, path.clone()));
+                }
+            }
+            let params = params.into_iter().map(|(_, p)| p).collect();
+            compiled.push(CompiledBit { bit, params, config, config_reverse });
         }
         Ok(BitEngine { catalog, bits: compiled, by_id, defaults, triggers })
     }
@@ -342,20 +364,20 @@ impl Inferrer for BitEngine {
         for change in &changes.objects {
             let r = &change.reference;
             if let Some(triggers) = self.triggers.get(r.type_name()) {
-                for &t in triggers {
+                for t in triggers {
                     match t {
                         Trigger::Consumed(b) => {
-                            if change.new.is_some() && live(b) {
-                                runs.push((self.bits[b].bit.definition().id.clone(), r.clone()));
+                            if change.new.is_some() && live(*b) {
+                                runs.push((self.bits[*b].bit.definition().id.clone(), r.clone()));
                             }
                         }
-                        Trigger::Param(b, p) => {
-                            if !live(b) {
+                        Trigger::OnPath(b, path) => {
+                            if !live(*b) {
                                 continue;
                             }
-                            let id = &self.bits[b].bit.definition().id;
+                            let id = &self.bits[*b].bit.definition().id;
                             for doc in [&change.old, &change.new].into_iter().flatten() {
-                                for (source, _) in ctx.walk(&self.bits[b].params[p].forward, r, doc)? {
+                                for (source, _) in ctx.walk(path, r, doc)? {
                                     runs.push((id.clone(), source));
                                 }
                             }
@@ -380,8 +402,8 @@ impl Inferrer for BitEngine {
         }
         for lc in &changes.levels {
             if let Some(triggers) = self.triggers.get(lc.reference.type_name()) {
-                for &t in triggers {
-                    if let Trigger::Consumed(b) = t {
+                for t in triggers {
+                    if let &Trigger::Consumed(b) = t {
                         let min = self.bits[b].bit.definition().min_scan_level;
                         if (lc.old >= min) != (lc.new >= min) && live(b) {
                             runs.push((self.bits[b].bit.definition().id.clone(), lc.reference.clone()));
