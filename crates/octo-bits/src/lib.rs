@@ -36,6 +36,8 @@
 pub mod builtin;
 pub mod definition;
 pub mod engine;
+pub mod rules;
 
 pub use definition::{Bit, BitDefinition, BitError, BitInput, BitResult, FnBit, Parameter};
 pub use engine::{BitEngine, BitSwitches, DryRun, BITS_SETTING};
+pub use rules::{Rule, RuleError};

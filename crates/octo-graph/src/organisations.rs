@@ -16,6 +16,7 @@ pub struct Organisations {
     catalog: Catalog,
     options: StoreOptions,
     open: Mutex<HashMap<String, Arc<Graph>>>,
+    inferrer: Option<Arc<dyn crate::inference::Inferrer>>,
 }
 
 /// Checks an organisation name: it becomes a directory name and a URL path segment.
@@ -38,7 +39,13 @@ impl Organisations {
     pub fn open(root: &Path, catalog: Catalog, options: StoreOptions) -> Result<Self> {
         std::fs::create_dir_all(root)
             .map_err(|e| GraphError::Invalid(format!("cannot create data directory {}: {e}", root.display())))?;
-        Ok(Organisations { root: root.to_owned(), catalog, options, open: Mutex::new(HashMap::new()) })
+        Ok(Organisations { root: root.to_owned(), catalog, options, open: Mutex::new(HashMap::new()), inferrer: None })
+    }
+
+    /// Every organisation's graph runs these rules (each organisation switches them apart).
+    pub fn with_inferrer(mut self, inferrer: Arc<dyn crate::inference::Inferrer>) -> Self {
+        self.inferrer = Some(inferrer);
+        self
     }
 
     fn dir(&self, name: &str) -> PathBuf {
@@ -71,7 +78,11 @@ impl Organisations {
             return Err(GraphError::NotFound(format!("organisation '{name}' does not exist")));
         }
         let store = RedbStore::open(&self.store_path(name), &self.options)?;
-        let graph = Arc::new(Graph::new(Arc::new(store), self.catalog.clone()));
+        let mut graph = Graph::new(Arc::new(store), self.catalog.clone());
+        if let Some(inferrer) = &self.inferrer {
+            graph = graph.with_inferrer(inferrer.clone());
+        }
+        let graph = Arc::new(graph);
         open.insert(name.to_owned(), graph.clone());
         Ok(graph)
     }

@@ -25,7 +25,6 @@ pub fn bits() -> Vec<FnBit> {
                 .config_path("HTTPHeader.resource.website.hostname.network"),
             check_hsts_header,
         ),
-        FnBit::new(BitDefinition::new("check_cve_2021_41773", "HTTPHeader"), check_cve_2021_41773),
         FnBit::new(
             BitDefinition::new("disallowed-csp-hostnames", "HTTPHeaderHostname")
                 .config_path("HTTPHeaderHostname.hostname.network"),
@@ -329,18 +328,6 @@ fn check_hsts_header(i: &BitInput<'_>) -> BitResult<Vec<Ooi>> {
         return Ok(vec![]);
     }
     i.kat_finding("KAT-HSTS-VULNERABILITIES", header.primary_key(), &numbered("List of HSTS findings:\n", &problems))
-}
-
-fn check_cve_2021_41773(i: &BitInput<'_>) -> BitResult<Vec<Ooi>> {
-    let header = &i.source;
-    if !text(header, "key").eq_ignore_ascii_case("server") {
-        return Ok(vec![]);
-    }
-    let value = text(header, "value");
-    if value.contains("Apache/2.4.49") || value.contains("Apache/2.4.50") {
-        return i.finding("CVEFindingType", "CVE-2021-41773", header.primary_key(), "Bad apache version");
-    }
-    Ok(vec![])
 }
 
 /// Link shorteners: a policy that lets scripts come from them lets them come from anywhere.

@@ -1,19 +1,17 @@
-//! Port bits: which open ports should not be open.
+//! Port bits: which open ports should not be open. (port-common is a rule file:
+//! rules/port_common.toml.)
 
 use crate::definition::{int, text, BitDefinition, BitError, BitInput, BitResult, FnBit};
 use octo_model::Ooi;
 
 /// Bits of this module.
 pub fn bits() -> Vec<FnBit> {
-    vec![
-        FnBit::new(
-            BitDefinition::new("port-classification-ip", "IPAddress")
-                .param("IPPort", "address")
-                .config_path("IPAddress.network"),
-            port_classification_ip,
-        ),
-        FnBit::new(BitDefinition::new("port-common", "IPPort").disabled_by_default(), port_common),
-    ]
+    vec![FnBit::new(
+        BitDefinition::new("port-classification-ip", "IPAddress")
+            .param("IPPort", "address")
+            .config_path("IPAddress.network"),
+        port_classification_ip,
+    )]
 }
 
 /// Ports a public server commonly offers.
@@ -97,19 +95,4 @@ fn port_classification_ip(i: &BitInput<'_>) -> BitResult<Vec<Ooi>> {
         )?);
     }
     Ok(out)
-}
-
-fn port_common(i: &BitInput<'_>) -> BitResult<Vec<Ooi>> {
-    let port = int(&i.source, "port").unwrap_or(-1);
-    let protocol = text(&i.source, "protocol");
-    if (protocol == "tcp" && COMMON_TCP_PORTS.contains(&port))
-        || (protocol == "udp" && COMMON_UDP_PORTS.contains(&port))
-    {
-        return i.kat_finding(
-            "KAT-OPEN-COMMON-PORT",
-            i.source.primary_key(),
-            &format!("Port {port}/{protocol} is a common port and found to be open."),
-        );
-    }
-    Ok(vec![])
 }
