@@ -15,6 +15,23 @@ pub struct FileConfig {
     pub schema_dir: Option<PathBuf>,
     /// Page cache of each embedded store, in MiB.
     pub cache_mb: Option<usize>,
+    /// Which bits run by default, and where user rule files live.
+    #[serde(default)]
+    pub bits: BitsConfig,
+}
+
+/// The `[bits]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BitsConfig {
+    /// Bits to run even if off by default.
+    #[serde(default)]
+    pub enabled: Vec<String>,
+    /// Bits not to run (an organisation can still enable them).
+    #[serde(default)]
+    pub disabled: Vec<String>,
+    /// A directory of rule files (`*.toml`) adding bits.
+    pub rules_dir: Option<PathBuf>,
 }
 
 /// The resolved settings.
@@ -23,6 +40,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub schema_dir: Option<PathBuf>,
     pub cache_mb: usize,
+    pub bits: BitsConfig,
 }
 
 /// The config file used when `--config` is not given, if it exists.
@@ -41,6 +59,7 @@ impl Config {
             data_dir: data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("octograph-data")),
             schema_dir: schema_dir.or(file.schema_dir),
             cache_mb: file.cache_mb.unwrap_or(1024),
+            bits: file.bits,
         })
     }
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use octo_bits::{BitEngine, BitSwitches};
 use octo_graph::{Declaration, FindingQuery, Graph, ListQuery, Organisations, OriginQuery, Outcome};
 use octo_model::{Catalog, CatalogBuilder, Reference};
 use octo_store::{AsOf, StoreOptions, Timestamp};
@@ -126,9 +127,35 @@ enum Command {
     },
     /// Declare an object's scan level (0–4), or `none` to let it inherit again.
     ScanLevel { key: String, level: String },
+    /// Run a bit on one object and print its inputs, config and what it would derive, without
+    /// saving anything (Octopoes' tools/run_bit.py).
+    RunBit {
+        organisation: String,
+        bit_id: String,
+        reference: String,
+        #[arg(long)]
+        valid_time: Option<Timestamp>,
+    },
+    /// List, switch and recalculate the bits of an organisation (`--org`).
+    #[command(subcommand)]
+    Bits(BitsCommand),
     /// Benchmarks that need a whole process (peak memory under `/usr/bin/time -v`).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BitsCommand {
+    /// Every bit with what it consumes and whether it runs here.
+    List,
+    /// Run a bit in this organisation (its inferences are made now).
+    Enable { bit_id: String },
+    /// Stop a bit in this organisation (its inferences go now).
+    Disable { bit_id: String },
+    /// Back to the config file's or the bit's default.
+    Reset { bit_id: String },
+    /// Re-run every bit on every object (writes nothing when all is up to date).
+    Recalculate,
 }
 
 #[derive(Subcommand)]
@@ -175,9 +202,32 @@ fn catalog(config: &Config) -> anyhow::Result<Catalog> {
     Ok(builder.build()?)
 }
 
-fn organisations(config: &Config, catalog: Catalog) -> anyhow::Result<Organisations> {
+/// The bit engine: the built-in bits plus the rule files of `bits.rules_dir`, with the config
+/// file's switches checked against them.
+fn bit_engine(config: &Config, catalog: &Catalog) -> anyhow::Result<std::sync::Arc<BitEngine>> {
+    let mut bits = octo_bits::builtin::all();
+    if let Some(dir) = &config.bits.rules_dir {
+        bits.extend(octo_bits::rules::load_dir(dir, catalog)?);
+    }
+    for id in config.bits.enabled.iter().chain(&config.bits.disabled) {
+        if !bits.iter().any(|b| &b.definition().id == id) {
+            anyhow::bail!("config [bits]: no bit '{id}'");
+        }
+    }
+    let switches = BitSwitches {
+        enabled: config.bits.enabled.iter().cloned().collect(),
+        disabled: config.bits.disabled.iter().cloned().collect(),
+    };
+    Ok(std::sync::Arc::new(BitEngine::new(catalog.clone(), bits, switches)?))
+}
+
+fn organisations(
+    config: &Config,
+    catalog: Catalog,
+    engine: std::sync::Arc<BitEngine>,
+) -> anyhow::Result<Organisations> {
     let options = StoreOptions { cache_bytes: config.cache_mb << 20 };
-    Ok(Organisations::open(&config.data_dir, catalog, options)?)
+    Ok(Organisations::open(&config.data_dir, catalog, options)?.with_inferrer(engine))
 }
 
 /// The organisation's graph; `default` is created on first use, others by `org create`.
@@ -204,7 +254,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = Config::load(cli.config.as_deref(), cli.data_dir, cli.schema_dir)?;
     let catalog = catalog(&config)?;
-    let orgs = organisations(&config, catalog.clone())?;
+    let engine = bit_engine(&config, &catalog)?;
+    let orgs = organisations(&config, catalog.clone(), engine.clone())?;
     let key = |k: &str| -> anyhow::Result<Reference> { Ok(Reference::parse(k, &catalog)?.into_reference()) };
     match cli.command {
         Command::Types => {
@@ -220,6 +271,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ParseKey { key } => {
             let parsed = Reference::parse(&key, &catalog)?;
             println!("{}", json!({"primary_key": parsed.reference().as_str(), "tokens": parsed.tokens().to_json()}));
+        }
+        Command::RunBit { organisation, bit_id, reference, valid_time } => {
+            let g = graph(&orgs, &organisation)?;
+            let run = engine.dry_run(&g, &bit_id, &key(&reference)?, as_of(valid_time, None))?;
+            println!("{}", serde_json::to_string_pretty(&run)?);
+        }
+        Command::Bits(cmd) => {
+            let g = graph(&orgs, &cli.org)?;
+            let switch = |id: &str, state| -> anyhow::Result<()> {
+                let outcome = engine.switch(&g, id, state, None)?;
+                println!("{}", outcome_json(&outcome));
+                Ok(())
+            };
+            match cmd {
+                BitsCommand::List => {
+                    for (id, enabled) in engine.status(&g, as_of(None, None))? {
+                        let def = engine.bit(&id).map(|b| b.definition().clone());
+                        let line = json!({
+                            "id": id, "enabled": enabled,
+                            "consumes": def.as_ref().map(|d| d.consumes.clone()),
+                            "min_scan_level": def.as_ref().map(|d| d.min_scan_level),
+                            "parameters": def.as_ref().map(|d| d.parameters.iter().map(|p| format!("{}.{}", p.ooi_type, p.relation_path)).collect::<Vec<_>>()),
+                        });
+                        println!("{line}");
+                    }
+                }
+                BitsCommand::Enable { bit_id } => switch(&bit_id, Some(true))?,
+                BitsCommand::Disable { bit_id } => switch(&bit_id, Some(false))?,
+                BitsCommand::Reset { bit_id } => switch(&bit_id, None)?,
+                BitsCommand::Recalculate => println!("{}", outcome_json(&g.recalculate_bits(None)?)),
+            }
         }
         Command::Org(OrgCommand::Create { name }) => {
             orgs.create(&name)?;

@@ -177,11 +177,53 @@ fn tree_origins_findings_and_scan_levels() {
         serde_json::from_str(&ok(&octograph(d, &["get", "IPPort|internet|192.0.2.10|tcp|443"]))).unwrap();
     assert_eq!(port["scan_profile"]["level"], 2);
     assert_eq!(port["scan_profile"]["scan_profile_type"], "inherited");
-    // The address, both ports, the IPService and the Website; the Service and the
-    // SoftwareInstance get 1 (their caps), the Finding and the DNS record nothing (no caps).
-    assert_eq!(ok(&octograph(d, &["list", "--scan-level", "2"])).lines().count(), 5);
+    // The address, both ports, the IPService, the Website and the HTTPResource that
+    // resource-discovery derived; the Service and the SoftwareInstance get 1 (their caps), the
+    // Finding and the DNS record nothing (no caps).
+    assert_eq!(ok(&octograph(d, &["list", "--scan-level", "2"])).lines().count(), 6);
     let level1 = ok(&octograph(d, &["list", "--scan-level", "1"]));
     assert!(level1.contains("\"Service|https\"") && level1.contains("SoftwareInstance|"), "{level1}");
     ok(&octograph(d, &["scan-level", "IPAddressV4|internet|192.0.2.10", "none"]));
     assert_eq!(ok(&octograph(d, &["list", "--scan-level", "2"])).lines().count(), 0);
+}
+
+#[test]
+fn bits_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&octograph(d, &["import", &example()]));
+    ok(&octograph(d, &["scan-level", "IPAddressV4|internet|192.0.2.10", "1"]));
+    let sysadmin = "Finding|IPPort|internet|192.0.2.10|tcp|23|KAT-OPEN-SYSADMIN-PORT";
+    ok(&octograph(d, &["get", sysadmin]));
+
+    // run-bit shows inputs and results without saving.
+    let run: serde_json::Value = serde_json::from_str(&ok(&octograph(
+        d,
+        &["run-bit", "default", "port-classification-ip", "IPAddressV4|internet|192.0.2.10"],
+    )))
+    .unwrap();
+    assert_eq!(run["parameters"].as_array().unwrap().len(), 2);
+    assert!(run["results"].as_array().unwrap().iter().any(|r| r["primary_key"] == sysadmin));
+    fails_with(
+        &octograph(d, &["run-bit", "default", "no-such-bit", "IPAddressV4|internet|192.0.2.10"]),
+        "no bit 'no-such-bit'",
+    );
+
+    let list = ok(&octograph(d, &["bits", "list"]));
+    assert_eq!(list.lines().count(), 36);
+    assert!(list.contains(r#"{"id":"port-common","enabled":false"#), "{list}");
+    ok(&octograph(d, &["bits", "disable", "port-classification-ip"]));
+    fails_with(&octograph(d, &["get", sysadmin]), "not found");
+    ok(&octograph(d, &["bits", "reset", "port-classification-ip"]));
+    ok(&octograph(d, &["get", sysadmin]));
+    let recalculated: serde_json::Value = serde_json::from_str(&ok(&octograph(d, &["bits", "recalculate"]))).unwrap();
+    assert_eq!(recalculated["events"], 0);
+
+    // A user rule directory from the config file; a bad rule stops start-up with its place.
+    std::fs::create_dir(d.join("rules")).unwrap();
+    std::fs::write(d.join("rules/bad.toml"), "[[rule]]\nid = \"x\"\nconsumes = \"Nope\"\nemit = []\n").unwrap();
+    std::fs::write(d.join("octograph.toml"), "[bits]\nrules_dir = \"rules\"\n").unwrap();
+    fails_with(&octograph(d, &["bits", "list"]), "rules/bad.toml:3");
+    std::fs::write(d.join("octograph.toml"), "[bits]\nenabled = [\"no-such-bit\"]\n").unwrap();
+    fails_with(&octograph(d, &["bits", "list"]), "no bit 'no-such-bit'");
 }
