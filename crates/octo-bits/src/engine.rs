@@ -7,6 +7,7 @@
 //! every run happens inside the transaction that caused it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use octo_graph::{Changes, Graph, GraphError, InferenceContext, Inferrer, ObjectPath};
@@ -67,7 +68,21 @@ enum Trigger {
     /// The object lies on a relation path of the bit (a parameter object, or an object a
     /// parameter or config path passes through): the path leads to the sources to re-run.
     /// Intermediate objects count because a path is only complete once all of them exist.
-    OnPath(usize, Arc<ObjectPath>),
+    OnPath(usize, Arc<ObjectPath>, Guard),
+}
+
+/// When a change to an intermediate object on a path can matter at all. Checking is a read or
+/// two; a run it spares gathers every parameter of the source.
+#[derive(Clone)]
+enum Guard {
+    /// The parameter object itself: always.
+    Always,
+    /// An object a parameter path passes through: only if some object of the previous step's
+    /// type refers to it (otherwise no parameter reaches a source through it yet).
+    ReferencedBy(String),
+    /// An object a config path passes through: only if a `Config` of this bit hangs at the
+    /// end of the path from it.
+    ConfigAhead(Arc<ObjectPath>),
 }
 
 /// A set of bits, run by the graph inside each write transaction.
@@ -78,6 +93,26 @@ pub struct BitEngine {
     defaults: BitSwitches,
     /// For each concrete type, the bits a change to an object of that type can affect.
     triggers: HashMap<String, Vec<Trigger>>,
+    /// Runs and time per bit, by index.
+    stats: Vec<RunCounters>,
+}
+
+#[derive(Default)]
+struct RunCounters {
+    runs: AtomicU64,
+    nanos: AtomicU64,
+}
+
+/// How often a bit ran and how long it took, since the engine started (for metrics and for
+/// finding the bit that dominates a slow write).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BitRunStats {
+    /// The bit.
+    pub id: String,
+    /// Runs, including those that derived nothing.
+    pub runs: u64,
+    /// Time spent gathering inputs and running, in seconds.
+    pub seconds: f64,
 }
 
 /// What `run-bit` shows: the inputs gathered and what the bit would derive.
@@ -152,37 +187,76 @@ impl BitEngine {
             };
             // Each object type on a path, with the path from there to the sources: the rest of a
             // parameter path, or the way back along a config path.
-            let mut on_path: Vec<ObjectPath> = Vec::new();
+            let mut on_path: Vec<(ObjectPath, Guard)> = Vec::new();
             for (forward, _) in &params {
                 for i in 0..forward.segments.len() {
                     let start_type = forward.segments[i].source_type.clone();
-                    on_path.push(ObjectPath { start_type, segments: forward.segments[i..].to_vec() });
+                    let guard = match i {
+                        0 => Guard::Always,
+                        _ => Guard::ReferencedBy(forward.segments[i - 1].source_type.clone()),
+                    };
+                    on_path.push((ObjectPath { start_type, segments: forward.segments[i..].to_vec() }, guard));
                 }
             }
             if let Some(path) = &def.config_ooi_relation_path {
+                let to_configs =
+                    ObjectPath::parse(&format!("{path}.<ooi[is Config]"), &catalog).map_err(|e| compile_err(id, e))?;
                 let to_target = ObjectPath::parse(path, &catalog).map_err(|e| compile_err(id, e))?;
-                for i in 1..to_target.segments.len() {
+                // Every object after the consumed one, the config's target included: its
+                // existence decides whether the config is reached.
+                for i in 1..=to_target.segments.len() {
                     let prefix = ObjectPath {
                         start_type: to_target.start_type.clone(),
                         segments: to_target.segments[..i].to_vec(),
                     };
-                    on_path.extend(prefix.reversed());
+                    let ahead = ObjectPath {
+                        start_type: to_configs.segments[i].source_type.clone(),
+                        segments: to_configs.segments[i..].to_vec(),
+                    };
+                    if let Some(back) = prefix.reversed() {
+                        on_path.push((back, Guard::ConfigAhead(Arc::new(ahead))));
+                    }
                 }
             }
             let b = compiled.len();
             for t in catalog.concrete_types(&def.consumes).map_err(|e| compile_err(id, e))? {
                 triggers.entry(t.clone()).or_default().push(Trigger::Consumed(b));
             }
-            for path in on_path {
+            for (path, guard) in on_path {
                 let path = Arc::new(path);
                 for t in catalog.concrete_types(&path.start_type).map_err(|e| compile_err(id, e))? {
-                    triggers.entry(t.clone()).or_default().push(Trigger::OnPath(b, path.clone()));
+                    triggers.entry(t.clone()).or_default().push(Trigger::OnPath(b, path.clone(), guard.clone()));
                 }
             }
             let params = params.into_iter().map(|(_, p)| p).collect();
             compiled.push(CompiledBit { bit, params, config, config_reverse });
         }
-        Ok(BitEngine { catalog, bits: compiled, by_id, defaults, triggers })
+        let stats = compiled.iter().map(|_| RunCounters::default()).collect();
+        Ok(BitEngine { catalog, bits: compiled, by_id, defaults, triggers, stats })
+    }
+
+    /// Runs and time per bit, busiest first.
+    pub fn run_stats(&self) -> Vec<BitRunStats> {
+        let mut out: Vec<BitRunStats> = self
+            .bits
+            .iter()
+            .zip(&self.stats)
+            .map(|(c, s)| BitRunStats {
+                id: c.bit.definition().id.clone(),
+                runs: s.runs.load(Ordering::Relaxed),
+                seconds: s.nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            })
+            .collect();
+        out.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        out
+    }
+
+    /// Starts the counts of [`BitEngine::run_stats`] again.
+    pub fn reset_run_stats(&self) {
+        for s in &self.stats {
+            s.runs.store(0, Ordering::Relaxed);
+            s.nanos.store(0, Ordering::Relaxed);
+        }
     }
 
     /// The bits, in registration order.
@@ -234,7 +308,7 @@ impl BitEngine {
         }
         let mut parameters: BTreeMap<Reference, Ooi> = BTreeMap::new();
         for p in &c.params {
-            for (r, pdoc) in ctx.walk(&p.reverse, source, &doc)? {
+            for (r, pdoc) in ctx.walk_cached(&p.reverse, source, &doc)? {
                 if let std::collections::btree_map::Entry::Vacant(slot) = parameters.entry(r) {
                     slot.insert(ctx.decode_object(&pdoc)?);
                 }
@@ -243,7 +317,7 @@ impl BitEngine {
         let mut config = Map::new();
         if let Some(path) = &c.config {
             // Octopoes takes the last matching Config; key order makes "last" deterministic.
-            for (_, cdoc) in ctx.walk(path, source, &doc)? {
+            for (_, cdoc) in ctx.walk_cached(path, source, &doc)? {
                 if cdoc.get("bit_id").and_then(Json::as_str) == Some(def.id.as_str()) {
                     if let Some(Json::Object(m)) = cdoc.get("config") {
                         config = m.clone();
@@ -371,13 +445,29 @@ impl Inferrer for BitEngine {
                                 runs.push((self.bits[*b].bit.definition().id.clone(), r.clone()));
                             }
                         }
-                        Trigger::OnPath(b, path) => {
+                        Trigger::OnPath(b, path, guard) => {
                             if !live(*b) {
                                 continue;
                             }
                             let id = &self.bits[*b].bit.definition().id;
+                            let relevant = match guard {
+                                Guard::Always => true,
+                                Guard::ReferencedBy(t) => ctx.is_referenced_by(r, t)?,
+                                Guard::ConfigAhead(ahead) => {
+                                    [&change.old, &change.new].into_iter().flatten().any(|doc| {
+                                        ctx.walk_through_gone(ahead, r, doc).is_ok_and(|configs| {
+                                            configs
+                                                .iter()
+                                                .any(|(_, c)| c.get("bit_id").and_then(Json::as_str) == Some(id))
+                                        })
+                                    })
+                                }
+                            };
+                            if !relevant {
+                                continue;
+                            }
                             for doc in [&change.old, &change.new].into_iter().flatten() {
-                                for (source, _) in ctx.walk(path, r, doc)? {
+                                for (source, _) in ctx.walk_through_gone(path, r, doc)? {
                                     runs.push((id.clone(), source));
                                 }
                             }
@@ -394,7 +484,7 @@ impl Inferrer for BitEngine {
                         continue;
                     };
                     let Some(target_doc) = ctx.document_or_gone(&target)? else { continue };
-                    for (source, _) in ctx.walk(reverse, &target, &target_doc)? {
+                    for (source, _) in ctx.walk_through_gone(reverse, &target, &target_doc)? {
                         runs.push((bit_id.to_owned(), source));
                     }
                 }
@@ -416,22 +506,32 @@ impl Inferrer for BitEngine {
     }
 
     fn run(&self, ctx: &InferenceContext<'_>, bit: &str, source: &Reference) -> Result<Option<Vec<Ooi>>, GraphError> {
-        // An unknown bit (one that was removed) derives nothing, so its origins go.
-        let Some(&b) = self.by_id.get(bit) else { return Ok(Some(vec![])) };
-        if !self.is_enabled(ctx, bit)? {
-            return Ok(Some(vec![]));
-        }
-        let input = match self.gather(ctx, b, source)? {
-            Ok(input) => input,
-            Err(_) => return Ok(Some(vec![])),
-        };
-        match self.bits[b].bit.run(&input) {
-            Ok(results) => Ok(Some(results)),
-            Err(e) => {
-                tracing::warn!(bit, source = source.as_str(), error = %e, "bit failed; its previous results stay");
-                Ok(None)
+        let started = std::time::Instant::now();
+        let b = self.by_id.get(bit).copied();
+        let result = (|| {
+            // An unknown bit (one that was removed) derives nothing, so its origins go.
+            let Some(&b) = self.by_id.get(bit) else { return Ok(Some(vec![])) };
+            if !self.is_enabled(ctx, bit)? {
+                return Ok(Some(vec![]));
             }
+            let input = match self.gather(ctx, b, source)? {
+                Ok(input) => input,
+                Err(_) => return Ok(Some(vec![])),
+            };
+            match self.bits[b].bit.run(&input) {
+                Ok(results) => Ok(Some(results)),
+                Err(e) => {
+                    tracing::warn!(bit, source = source.as_str(), error = %e, "bit failed; its previous results stay");
+                    Ok(None)
+                }
+            }
+        })();
+        if let Some(b) = b {
+            let stats = &self.stats[b];
+            stats.runs.fetch_add(1, Ordering::Relaxed);
+            stats.nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
+        result
     }
 
     fn all_runs(&self, ctx: &InferenceContext<'_>) -> Result<Vec<(String, Reference)>, GraphError> {

@@ -39,5 +39,5 @@ pub mod engine;
 pub mod rules;
 
 pub use definition::{Bit, BitDefinition, BitError, BitInput, BitResult, FnBit, Parameter};
-pub use engine::{BitEngine, BitSwitches, DryRun, BITS_SETTING};
+pub use engine::{BitEngine, BitRunStats, BitSwitches, DryRun, BITS_SETTING};
 pub use rules::{Rule, RuleError};

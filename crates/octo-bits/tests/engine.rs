@@ -280,6 +280,11 @@ fn universe() -> Vec<Value> {
         service("192.0.2.1", 80, "http"),
         json!({"object_type": "NXDOMAIN", "hostname": "Hostname|internet|b.example"}),
         json!({"object_type": "Network", "name": "internet"}),
+        // A header on the resource the bits derive for a.example, and a config for the bit that
+        // judges it, which reaches the header through objects that may arrive later.
+        json!({"object_type": "HTTPHeader", "key": "Strict-Transport-Security", "value": "max-age=300; includeSubDomains",
+               "resource": "HTTPResource|internet|192.0.2.1|tcp|443|https|internet|a.example|https|internet|a.example|443|/"}),
+        json!({"object_type": "Config", "ooi": "Network|internet", "bit_id": "check-hsts-header", "config": {"max-age": "100"}}),
     ]
 }
 
@@ -288,7 +293,7 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => (0..n).prop_map(Step::Declare),
         2 => (0..n).prop_map(Step::Delete),
-        2 => ((0..4usize), 0..3u8).prop_map(|(i, l)| Step::Level(i, l)),
+        2 => prop_oneof![0..4usize, Just(17usize)].prop_flat_map(|i| (Just(i), 0..3u8)).prop_map(|(i, l)| Step::Level(i, l)),
         1 => any::<bool>().prop_map(Step::Config),
     ]
 }
@@ -339,4 +344,33 @@ proptest! {
         let outcome = g.recalculate_bits(None).unwrap();
         prop_assert!(outcome.events.is_empty(), "recalculation changed {:?} / created {:?} / deleted {:?}", outcome.updated, outcome.created, outcome.deleted);
     }
+}
+
+/// Objects that arrive after what refers to them: a header and the config for the bit that
+/// judges it come first, the website they hang on last. The config must still reach the
+/// header once the path to it exists.
+#[test]
+fn configs_reach_objects_whose_path_completes_later() {
+    let (_d, g, _) = graph();
+    let all = universe();
+    let header = ooi(all[17].clone()).primary_key().clone();
+    let finding = format!("Finding|{header}|KAT-HSTS-VULNERABILITIES");
+    declare(&g, all[16].clone()); // the network
+    declare(&g, all[18].clone()); // the config: max-age 100 is enough
+    declare(&g, all[17].clone()); // the header, max-age 300
+    g.set_scan_profile(&header, Some(1), None, None).unwrap();
+    assert!(exists(&g, &finding), "no path to a config yet: the default applies");
+    for i in [0, 2, 4, 7, 8, 11, 12, 13, 14] {
+        declare(&g, all[i].clone());
+    }
+    g.set_scan_profile(&Reference::from_trusted("Hostname|internet|a.example"), Some(2), None, None).unwrap();
+    assert!(exists(
+        &g,
+        "HTTPResource|internet|192.0.2.1|tcp|443|https|internet|a.example|https|internet|a.example|443|/"
+    ));
+    assert!(!exists(&g, &finding), "the config applies once the header's path to the network exists");
+    assert_eq!(g.recalculate_bits(None).unwrap().events, vec![]);
+    // Without the config, the default (a year) applies.
+    g.delete_object(&ooi(all[18].clone()).primary_key().clone(), None).unwrap();
+    assert!(exists(&g, &finding));
 }

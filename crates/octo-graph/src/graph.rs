@@ -99,15 +99,29 @@ pub struct Graph {
     pub(crate) referrers: std::collections::HashMap<String, Vec<String>>,
     /// The rule engine run inside every write, if any.
     inferrer: Option<Arc<dyn Inferrer>>,
+    /// Types whose objects neither pass nor receive levels (no capped reference either way),
+    /// so creating or changing one needs no level maintenance.
+    level_inert: std::collections::HashSet<String>,
 }
 
 impl Graph {
     /// A graph over `store`, typed by `catalog`.
     pub fn new(store: Arc<dyn Store>, catalog: Catalog) -> Self {
-        let capped_referrers =
+        let capped_referrers: CappedReferrers =
             catalog.types().map(|t| (t.name.clone(), referrer_types(&catalog, &t.name, true))).collect();
         let referrers = catalog.types().map(|t| (t.name.clone(), referrer_types(&catalog, &t.name, false))).collect();
-        Graph { store, catalog, capped_referrers, referrers, inferrer: None }
+        let level_inert = catalog
+            .types()
+            .filter(|t| {
+                let capped = |f: &octo_model::schema::FieldDef| {
+                    f.reference()
+                        .is_some_and(|r| r.max_issue_scan_level.is_some() || r.max_inherit_scan_level.is_some())
+                };
+                !t.references().any(capped) && capped_referrers.get(&t.name).is_none_or(Vec::is_empty)
+            })
+            .map(|t| t.name.clone())
+            .collect();
+        Graph { store, catalog, capped_referrers, referrers, inferrer: None, level_inert }
     }
 
     /// This graph with a rule engine that runs inside every write transaction.
@@ -138,6 +152,7 @@ impl Graph {
             tx,
             catalog: &self.catalog,
             capped_referrers: &self.capped_referrers,
+            level_inert: &self.level_inert,
             valid,
             cause,
             outcome: Outcome::default(),
@@ -147,6 +162,7 @@ impl Graph {
             inferrer: self.inferrer.as_deref(),
             changes: Changes::default(),
             gone: Default::default(),
+            walks: Default::default(),
         })
     }
 
@@ -300,39 +316,30 @@ impl Graph {
         user_id: Option<i64>,
         valid_time: Option<Timestamp>,
     ) -> Result<Outcome> {
-        if level.is_some_and(|l| l > 4) {
-            return Err(GraphError::Invalid(format!("scan level {} is not 0–4", level.unwrap_or_default())));
+        self.set_scan_profiles(&[(reference.clone(), level)], user_id, valid_time)
+    }
+
+    /// Declares (or withdraws) many scan levels in one transaction (Octopoes'
+    /// `scan_profiles/save_many`); one missing object or bad level refuses them all.
+    pub fn set_scan_profiles(
+        &self,
+        profiles: &[(Reference, Option<u8>)],
+        user_id: Option<i64>,
+        valid_time: Option<Timestamp>,
+    ) -> Result<Outcome> {
+        if let Some((_, Some(l))) = profiles.iter().find(|(_, l)| l.is_some_and(|l| l > 4)) {
+            return Err(GraphError::Invalid(format!("scan level {l} is not 0–4")));
         }
-        let mut s = self.session(valid_time, format!("set_scan_profile {reference}"))?;
-        if !s.exists(reference)? {
-            return Err(GraphError::NotFound(format!("object '{reference}' not found")));
-        }
-        let (old_level, was_declared) = s.stored_level(reference)?;
-        match level {
-            Some(l) => {
-                let record = ScanProfileRecord {
-                    scan_profile_type: "declared".into(),
-                    reference: reference.clone(),
-                    level: l,
-                    user_id,
-                };
-                s.write_profile(reference, Some(record))?;
-                if l < old_level {
-                    // What this object passed on may have been more than it passes now.
-                    for e in s.edges_of(reference)? {
-                        s.scan_seeds.push((e.neighbour, old_level));
-                    }
-                }
-                s.scan_raise.push(reference.clone());
+        let cause = match profiles {
+            [(r, _)] => format!("set_scan_profile {r}"),
+            _ => format!("set_scan_profile x{}", profiles.len()),
+        };
+        let mut s = self.session(valid_time, cause)?;
+        for (reference, level) in profiles {
+            if !s.exists(reference)? {
+                return Err(GraphError::NotFound(format!("object '{reference}' not found")));
             }
-            None if was_declared => {
-                s.write_profile(reference, None)?;
-                s.scan_seeds.push((reference.clone(), old_level));
-                for e in s.edges_of(reference)? {
-                    s.scan_seeds.push((e.neighbour, old_level));
-                }
-            }
-            None => {}
+            s.declare_level(reference, *level, user_id)?;
         }
         s.commit()
     }
@@ -506,6 +513,7 @@ struct Session<'a> {
     tx: Box<dyn Transaction + 'a>,
     catalog: &'a Catalog,
     capped_referrers: &'a CappedReferrers,
+    level_inert: &'a std::collections::HashSet<String>,
     valid: Timestamp,
     cause: String,
     outcome: Outcome,
@@ -522,6 +530,8 @@ struct Session<'a> {
     changes: Changes,
     /// Last documents of objects deleted in this session.
     gone: std::collections::HashMap<Reference, Json>,
+    /// Walks of rules gathering their inputs, valid until a write to a type they pass through.
+    walks: std::cell::RefCell<crate::inference::WalkCache>,
 }
 
 /// What level maintenance reads again and again within one session.
@@ -603,6 +613,38 @@ impl Session<'_> {
         self.write(Entity::ScanProfile, &profile_key(r), old, new, vec![], None)
     }
 
+    /// Writes a declared level (or withdraws it) and seeds level maintenance.
+    fn declare_level(&mut self, reference: &Reference, level: Option<u8>, user_id: Option<i64>) -> Result<()> {
+        let (old_level, was_declared) = self.stored_level(reference)?;
+        match level {
+            Some(l) => {
+                let record = ScanProfileRecord {
+                    scan_profile_type: "declared".into(),
+                    reference: reference.clone(),
+                    level: l,
+                    user_id,
+                };
+                self.write_profile(reference, Some(record))?;
+                if l < old_level {
+                    // What this object passed on may have been more than it passes now.
+                    for e in self.edges_of(reference)? {
+                        self.scan_seeds.push((e.neighbour, old_level));
+                    }
+                }
+                self.scan_raise.push(reference.clone());
+            }
+            None if was_declared => {
+                self.write_profile(reference, None)?;
+                self.scan_seeds.push((reference.clone(), old_level));
+                for e in self.edges_of(reference)? {
+                    self.scan_seeds.push((e.neighbour, old_level));
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
     fn note_level_change(&mut self, r: &Reference, old: u8, new: u8) {
         if self.inferrer.is_some() && old != new {
             self.changes.levels.push(LevelChange { reference: r.clone(), old, new });
@@ -611,6 +653,10 @@ impl Session<'_> {
 
     /// Records what an object change means for levels; runs before the change is written.
     fn note_object_change(&mut self, r: &Reference, old: Option<&Json>, new: Option<&Json>) -> Result<()> {
+        if new.is_some() && self.level_inert.contains(r.type_name()) {
+            // Inherits nothing and passes nothing on; a declared level stays as it is.
+            return Ok(());
+        }
         match (old, new) {
             (None, Some(_)) => self.scan_seeds.push((r.clone(), 0)),
             (Some(old), Some(new)) => {
@@ -716,6 +762,7 @@ impl Session<'_> {
             cache.exists.clear();
             drop(cache);
             if self.inferrer.is_some() {
+                self.walks.borrow_mut().invalidate(r.type_name());
                 match (&old, &new) {
                     (Some(o), None) => {
                         self.gone.insert(r.clone(), o.clone());
@@ -944,7 +991,13 @@ impl Session<'_> {
     }
 
     fn context(&self) -> InferenceContext<'_> {
-        InferenceContext { reader: &*self.tx, catalog: self.catalog, at: self.at(), gone: Some(&self.gone) }
+        InferenceContext {
+            reader: &*self.tx,
+            catalog: self.catalog,
+            at: self.at(),
+            gone: Some(&self.gone),
+            walks: Some(&self.walks),
+        }
     }
 
     /// Runs each (bit, source) whose source is alive and saves what it derives as that bit's

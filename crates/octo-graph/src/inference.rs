@@ -7,6 +7,7 @@
 //! changes. A run whose results equal the stored ones writes nothing, which is what makes a
 //! rule that feeds itself stop.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use octo_model::{Catalog, Ooi, Reference};
@@ -69,12 +70,48 @@ pub struct InferenceContext<'a> {
     /// Documents this transaction deleted, so a path can still be followed from a deleted
     /// object to the objects whose rules must re-run.
     pub(crate) gone: Option<&'a HashMap<Reference, Json>>,
+    /// Walks already made in this transaction and still true.
+    pub(crate) walks: Option<&'a RefCell<WalkCache>>,
+}
+
+/// Results of walks from sources, kept within one transaction until a write could change them:
+/// several bits consuming one object often gather along the same path (three bits read an
+/// address's ports), and a write to an object of a type the path does not pass through cannot
+/// change what it reaches.
+#[derive(Default)]
+pub(crate) struct WalkCache {
+    entries: HashMap<WalkKey, Vec<(Reference, Json)>>,
+    /// For each concrete type, the walks that pass through objects of it.
+    by_type: HashMap<String, Vec<WalkKey>>,
+}
+
+/// A path (as written) and the object it starts from.
+type WalkKey = (String, Reference);
+
+impl WalkCache {
+    /// Forgets every walk that passes through objects of the concrete type `type_name`.
+    pub(crate) fn invalidate(&mut self, type_name: &str) {
+        if let Some(keys) = self.by_type.remove(type_name) {
+            for k in keys {
+                self.entries.remove(&k);
+            }
+        }
+    }
+
+    fn insert(&mut self, key: WalkKey, path: &ObjectPath, catalog: &Catalog, found: Vec<(Reference, Json)>) {
+        for t in path.segments.iter().filter_map(|s| s.target_type.as_deref()) {
+            for concrete in catalog.concrete_types(t).unwrap_or_default() {
+                self.by_type.entry(concrete.clone()).or_default().push(key.clone());
+            }
+        }
+        self.entries.insert(key, found);
+    }
 }
 
 impl<'a> InferenceContext<'a> {
     /// A context over a read-only snapshot (for dry runs).
     pub fn over(reader: &'a dyn Reader, catalog: &'a Catalog, at: AsOf) -> Self {
-        InferenceContext { reader, catalog, at, gone: None }
+        InferenceContext { reader, catalog, at, gone: None, walks: None }
     }
 
     /// The type catalogue.
@@ -118,13 +155,32 @@ impl<'a> InferenceContext<'a> {
         Ok(crate::graph::read_profile(self.reader, r, self.at)?.map_or(0, |p| p.level))
     }
 
-    /// The objects a path reaches from `start`, whose document is `start_doc` (which may be a
-    /// deleted object's last document). Outgoing steps also pass through objects deleted in
-    /// this transaction.
+    /// The live objects a path reaches from `start`, whose document is `start_doc`.
     pub fn walk(&self, path: &ObjectPath, start: &Reference, start_doc: &Json) -> Result<Vec<(Reference, Json)>> {
-        let load = |r: &Reference| self.document_or_gone(r);
+        self.walk_with(path, start, start_doc, &|r| self.document(r))
+    }
+
+    /// Like [`InferenceContext::walk`], but outgoing steps also pass through objects this
+    /// transaction deleted, and `start_doc` may be a deleted object's last document: from a
+    /// change to the runs it affects, which were reached through it before it went.
+    pub fn walk_through_gone(
+        &self,
+        path: &ObjectPath,
+        start: &Reference,
+        start_doc: &Json,
+    ) -> Result<Vec<(Reference, Json)>> {
+        self.walk_with(path, start, start_doc, &|r| self.document_or_gone(r))
+    }
+
+    fn walk_with(
+        &self,
+        path: &ObjectPath,
+        start: &Reference,
+        start_doc: &Json,
+        load: &crate::path::Loader<'_>,
+    ) -> Result<Vec<(Reference, Json)>> {
         let results =
-            crate::path::walk(self.reader, self.catalog, path, start.clone(), start_doc.clone(), self.at, &load)?;
+            crate::path::walk(self.reader, self.catalog, path, start.clone(), start_doc.clone(), self.at, load)?;
         Ok(results
             .into_iter()
             .filter_map(|q| match q {
@@ -135,6 +191,34 @@ impl<'a> InferenceContext<'a> {
                 QueryResult::Value(_) => None,
             })
             .collect())
+    }
+
+    /// Whether any record of `type_name` (or a subtype) has ever referred to `r`: a cheap test,
+    /// from the reference index alone, that may say yes for a referrer that is gone.
+    pub fn is_referenced_by(&self, r: &Reference, type_name: &str) -> Result<bool> {
+        Ok(self
+            .reader
+            .referrer_keys(r.as_str())?
+            .iter()
+            .any(|k| self.catalog.is_a(Reference::from_trusted(k.as_str()).type_name(), type_name)))
+    }
+
+    /// Like [`InferenceContext::walk`] from a live object, remembered for the rest of the
+    /// transaction until a write to a type on the path.
+    pub fn walk_cached(
+        &self,
+        path: &ObjectPath,
+        start: &Reference,
+        start_doc: &Json,
+    ) -> Result<Vec<(Reference, Json)>> {
+        let Some(cache) = self.walks else { return self.walk(path, start, start_doc) };
+        let key = (path.to_string(), start.clone());
+        if let Some(hit) = cache.borrow().entries.get(&key) {
+            return Ok(hit.clone());
+        }
+        let found = self.walk(path, start, start_doc)?;
+        cache.borrow_mut().insert(key, path, self.catalog, found.clone());
+        Ok(found)
     }
 
     /// Every live object of a concrete type, by key.

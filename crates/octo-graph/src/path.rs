@@ -127,6 +127,21 @@ impl ObjectPath {
     }
 }
 
+impl std::fmt::Display for ObjectPath {
+    /// The path as written: `IPAddress.<address[is IPPort]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.start_type)?;
+        for seg in &self.segments {
+            match (seg.direction, &seg.target_type) {
+                (Direction::Incoming, Some(t)) => write!(f, ".<{}[is {t}]", seg.property)?,
+                (_, Some(t)) => write!(f, ".{}[is {t}]", seg.property)?,
+                (_, None) => write!(f, ".{}", seg.property)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What a path query yields: objects, or the values of a plain field.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryResult {

@@ -212,3 +212,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn many_levels_in_one_transaction_or_none() {
+    let (_d, g) = graph();
+    let (a, b) = (ip(1), ip(2));
+    declare(&g, &a);
+    declare(&g, &b);
+    declare(&g, &port(2, 22));
+    let out = g
+        .set_scan_profiles(&[(a.primary_key().clone(), Some(2)), (b.primary_key().clone(), Some(3))], None, None)
+        .unwrap();
+    assert!(out.tx.is_some());
+    assert_eq!(level(&g, &a).0, 2);
+    assert_eq!(level(&g, &port(2, 22)), (3, "inherited".to_owned()));
+    // One missing object refuses them all.
+    let missing = ip(9).primary_key().clone();
+    assert!(g.set_scan_profiles(&[(a.primary_key().clone(), Some(4)), (missing, Some(1))], None, None).is_err());
+    assert_eq!(level(&g, &a).0, 2);
+    assert!(g.set_scan_profiles(&[(a.primary_key().clone(), Some(5))], None, None).is_err());
+    assert_consistent(&g);
+}

@@ -19,10 +19,38 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         cache_mb: usize,
     },
+    /// Declare a synthetic attack surface with every bit enabled, then time single IPPort
+    /// observations (with their inferences) and a full `recalculate_bits` (docs/PERFORMANCE.md).
+    Bits {
+        /// Hostnames; a tenth are registered domains, the rest their subdomains. Each resolves
+        /// to two addresses of its own, and gets a website, its headers and a certificate.
+        #[arg(long, default_value_t = 100_000)]
+        hostnames: u32,
+        /// Ports per address (80, 443, 25, 53, 22, then 8000 upwards).
+        #[arg(long, default_value_t = 5)]
+        ports_per_address: u32,
+        /// Single-port observations to time after the load.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Skip the full recalculation (it re-runs every bit on every object).
+        #[arg(long)]
+        no_recalculate: bool,
+        /// Run with no bit engine at all: the baseline that shows what inference costs.
+        #[arg(long)]
+        without_bits: bool,
+        /// Where to create the store (default: a temporary directory, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 1024)]
+        cache_mb: usize,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Bits { hostnames, ports_per_address, samples, no_recalculate, without_bits, dir, cache_mb } => {
+            crate::bench_bits::run(hostnames, ports_per_address, samples, !no_recalculate, !without_bits, dir, cache_mb)
+        }
         BenchCommand::Store { versions, dir, cache_mb } => {
             let tmp = tempfile::tempdir()?;
             let dir = dir.unwrap_or_else(|| tmp.path().to_owned());

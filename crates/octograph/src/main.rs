@@ -5,6 +5,7 @@
 //! included); `get`, `list`, `tree`, `origins`, `findings` and `history` read at any valid time.
 
 mod bench;
+mod bench_bits;
 mod config;
 
 use std::io::Read;
