@@ -429,9 +429,17 @@ impl BitEngine {
 impl Inferrer for BitEngine {
     fn affected(&self, ctx: &InferenceContext<'_>, changes: &Changes) -> Result<Vec<(String, Reference)>, GraphError> {
         let mut runs = Vec::new();
-        if changes.settings.iter().any(|s| s == BITS_SETTING) {
-            // Which bits run changed: every bit's runs, since any may have been switched.
-            return self.all_runs(ctx);
+        for setting in changes.settings.iter().filter(|s| s.name == BITS_SETTING) {
+            // Bits switched on or off: all their runs, and only theirs.
+            let parse = |v: &Option<Json>| -> BitSwitches {
+                v.as_ref().and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default()
+            };
+            let (before, after) = (parse(&setting.old), parse(&setting.new));
+            for b in 0..self.bits.len() {
+                if self.enabled_with(&before, b) != self.enabled_with(&after, b) {
+                    self.runs_of(ctx, b, &mut runs)?;
+                }
+            }
         }
         let org = Self::org_switches(ctx)?;
         let live = |b: usize| self.enabled_with(&org, b);

@@ -188,8 +188,12 @@ fn switches_per_organisation_and_defaults() {
     declare(&g, port("192.0.2.8", 443));
     let common = "Finding|IPPort|internet|192.0.2.8|tcp|443|KAT-OPEN-COMMON-PORT";
     assert!(!exists(&g, common), "port-common is off by default");
+    engine.reset_run_stats();
     engine.switch(&g, "port-common", Some(true), None).unwrap();
     assert!(exists(&g, common));
+    let ran: Vec<String> = engine.run_stats().into_iter().filter(|s| s.runs > 0).map(|s| s.id).collect();
+    assert!(ran.contains(&"port-common".to_owned()));
+    assert!(!ran.contains(&"port-classification-ip".to_owned()), "switching one bit re-runs that bit: {ran:?}");
     engine.switch(&g, "port-common", None, None).unwrap();
     assert!(!exists(&g, common));
     declare(&g, port("192.0.2.8", 22));

@@ -173,8 +173,8 @@ impl Graph {
         let key = setting_key(name);
         let old = s.document(&key)?;
         if old != value {
-            s.write(Entity::Setting, &key, old, value, vec![], None)?;
-            s.changes.settings.push(name.to_owned());
+            s.write(Entity::Setting, &key, old.clone(), value.clone(), vec![], None)?;
+            s.changes.settings.push(crate::inference::SettingChange { name: name.to_owned(), old, new: value });
         }
         s.commit()
     }

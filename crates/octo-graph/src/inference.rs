@@ -44,6 +44,17 @@ pub struct LevelChange {
     pub new: u8,
 }
 
+/// One organisation setting written in the transaction.
+#[derive(Debug, Clone)]
+pub struct SettingChange {
+    /// The setting's name.
+    pub name: String,
+    /// Its value before (none when it was not set).
+    pub old: Option<Json>,
+    /// Its value after (none when removed).
+    pub new: Option<Json>,
+}
+
 /// Everything a round of the transaction changed that rules may depend on.
 #[derive(Debug, Clone, Default)]
 pub struct Changes {
@@ -51,8 +62,8 @@ pub struct Changes {
     pub objects: Vec<ObjectChange>,
     /// Scan levels that changed.
     pub levels: Vec<LevelChange>,
-    /// Settings (by name) that changed.
-    pub settings: Vec<String>,
+    /// Settings that changed.
+    pub settings: Vec<SettingChange>,
 }
 
 impl Changes {

@@ -22,7 +22,9 @@ pub mod scan;
 pub use change::{Change, Entity, Operation};
 pub use error::{GraphError, Result};
 pub use graph::{Affirmation, Declaration, Graph, Inference, Observation, Outcome};
-pub use inference::{Changes, InferenceContext, Inferrer, LevelChange, ObjectChange, MAX_INFERENCE_ROUNDS};
+pub use inference::{
+    Changes, InferenceContext, Inferrer, LevelChange, ObjectChange, SettingChange, MAX_INFERENCE_ROUNDS,
+};
 pub use organisations::Organisations;
 pub use origin::{Origin, OriginType};
 pub use path::{ObjectPath, QueryResult};
