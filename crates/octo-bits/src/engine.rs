@@ -46,14 +46,10 @@ impl BitSwitches {
     }
 }
 
-struct CompiledParam {
-    /// From the consumed type back to the parameter type.
-    reverse: ObjectPath,
-}
-
 struct CompiledBit {
     bit: Arc<dyn Bit>,
-    params: Vec<CompiledParam>,
+    /// For each parameter, the path from the consumed type back to the parameter type.
+    params: Vec<ObjectPath>,
     /// From the consumed type to the `Config` objects that may hold this bit's config.
     config: Option<ObjectPath>,
     /// From a `Config`'s `ooi` back to the consumed objects it configures.
@@ -171,7 +167,7 @@ impl BitEngine {
                         ),
                     ));
                 }
-                params.push((forward, CompiledParam { reverse }));
+                params.push((forward, reverse));
             }
             let (config, config_reverse) = match &def.config_ooi_relation_path {
                 None => (None, None),
@@ -228,7 +224,7 @@ impl BitEngine {
                     triggers.entry(t.clone()).or_default().push(Trigger::OnPath(b, path.clone(), guard.clone()));
                 }
             }
-            let params = params.into_iter().map(|(_, p)| p).collect();
+            let params = params.into_iter().map(|(_, reverse)| reverse).collect();
             compiled.push(CompiledBit { bit, params, config, config_reverse });
         }
         let stats = compiled.iter().map(|_| RunCounters::default()).collect();
@@ -308,7 +304,7 @@ impl BitEngine {
         }
         let mut parameters: BTreeMap<Reference, Ooi> = BTreeMap::new();
         for p in &c.params {
-            for (r, pdoc) in ctx.walk_cached(&p.reverse, source, &doc)? {
+            for (r, pdoc) in ctx.walk_cached(p, source, &doc)? {
                 if let std::collections::btree_map::Entry::Vacant(slot) = parameters.entry(r) {
                     slot.insert(ctx.decode_object(&pdoc)?);
                 }
