@@ -561,3 +561,139 @@ fn every_openkat_bit_is_built_in() {
     // And each one's declaration is valid against the catalogue.
     octo_bits::BitEngine::new(catalog(), builtin::all(), Default::default()).unwrap();
 }
+
+#[test]
+fn disallowed_csp_hostnames() {
+    let csp_header = ooi(header("https", "Content-Security-Policy", "script-src https://bit.ly"));
+    let on = |name: &str, key: &str, config| {
+        let h = if key == "csp" {
+            csp_header.primary_key().to_string()
+        } else {
+            ooi(header("https", "Server", "x")).primary_key().to_string()
+        };
+        let source =
+            json!({"object_type": "HTTPHeaderHostname", "header": h, "hostname": format!("Hostname|internet|{name}")});
+        finding_types(&run("disallowed-csp-hostnames", source, vec![], config))
+    };
+    assert_eq!(on("bit.ly", "csp", json!({})), ["KAT-DISALLOWED-DOMAIN-IN-CSP"]);
+    assert_eq!(on("cdn.bit.ly", "csp", json!({})), ["KAT-DISALLOWED-DOMAIN-IN-CSP"], "subdomains of a disallowed name");
+    assert!(on("bit.ly", "csp", json!({"disallow_url_shorteners": false})).is_empty());
+    assert!(on("example.com", "csp", json!({})).is_empty());
+    assert_eq!(
+        on("static.github.io", "csp", json!({"disallowed_hostnames": "github.io, unpkg.com"})),
+        ["KAT-DISALLOWED-DOMAIN-IN-CSP"]
+    );
+    assert!(on("bit.ly", "server", json!({})).is_empty(), "only CSP headers");
+}
+
+#[test]
+fn dns_resolving_and_aliases() {
+    let a = json!({"object_type": "DNSARecord", "hostname": "Hostname|internet|example.com", "address": "IPAddressV4|internet|192.0.2.1", "value": "192.0.2.1"});
+    let aaaa = json!({"object_type": "DNSAAAARecord", "hostname": "Hostname|internet|example.com", "address": "IPAddressV6|internet|2001:db8::1", "value": "2001:db8::1"});
+    assert_eq!(
+        keys(&run("dns-resolving", hostname("example.com"), vec![a, aaaa], json!({}))),
+        [
+            "ResolvedHostname|internet|example.com|internet|192.0.2.1",
+            "ResolvedHostname|internet|example.com|internet|2001:db8::1"
+        ]
+    );
+    assert!(run("dns-resolving", hostname("example.com"), vec![], json!({})).is_empty());
+    // www.example.com is a CNAME for example.com, which resolves: so does www.
+    let cname = json!({"object_type": "DNSCNAMERecord", "hostname": "Hostname|internet|www.example.com", "target_hostname": "Hostname|internet|example.com", "value": "example.com"});
+    let resolved = json!({"object_type": "ResolvedHostname", "hostname": "Hostname|internet|example.com", "address": "IPAddressV4|internet|192.0.2.1"});
+    assert_eq!(
+        keys(&run("dns-alias-resolving", hostname("example.com"), vec![cname.clone(), resolved], json!({}))),
+        ["ResolvedHostname|internet|www.example.com|internet|192.0.2.1"]
+    );
+    assert!(run("dns-alias-resolving", hostname("example.com"), vec![cname], json!({})).is_empty());
+}
+
+#[test]
+fn nxdomain_flags() {
+    let nx = json!({"object_type": "NXDOMAIN", "hostname": "Hostname|internet|gone.example"});
+    assert_eq!(
+        finding_types(&run("nxdomain-flag", hostname("gone.example"), vec![nx.clone()], json!({}))),
+        ["KAT-NXDOMAIN"]
+    );
+    assert!(run("nxdomain-flag", hostname("gone.example"), vec![], json!({})).is_empty());
+    let h = ooi(header("https", "Content-Security-Policy", "script-src gone.example")).primary_key().to_string();
+    let in_header =
+        json!({"object_type": "HTTPHeaderHostname", "header": h, "hostname": "Hostname|internet|gone.example"});
+    let r = run("nxdomain-header-flag", hostname("gone.example"), vec![nx, in_header.clone()], json!({}));
+    assert_eq!(finding_types(&r), ["KAT-NXDOMAIN-HEADER"]);
+    assert!(run("nxdomain-header-flag", hostname("gone.example"), vec![in_header], json!({})).is_empty());
+}
+
+#[test]
+fn https_redirect() {
+    let url = json!({"object_type": "HostnameHTTPURL", "network": "Network|internet", "scheme": "http", "netloc": "Hostname|internet|example.com", "port": 80, "path": "/"});
+    let no_location = run("https-redirect", url.clone(), vec![header("http", "Content-Type", "text/html")], json!({}));
+    assert_eq!(finding_types(&no_location), ["KAT-NO-HTTPS-REDIRECT"]);
+    assert!(run("https-redirect", url.clone(), vec![header("http", "Location", "https://example.com/")], json!({}))
+        .is_empty());
+    assert!(run("https-redirect", url, vec![], json!({})).is_empty(), "no headers: nothing fetched");
+    let https = json!({"object_type": "HostnameHTTPURL", "network": "Network|internet", "scheme": "https", "netloc": "Hostname|internet|example.com", "port": 443, "path": "/"});
+    assert!(run("https-redirect", https, vec![header("https", "Content-Type", "text/html")], json!({})).is_empty());
+}
+
+#[test]
+fn internet_nl() {
+    let website = json!({"object_type": "Website", "ip_service": "IPService|internet|8.8.8.8|tcp|443|https", "hostname": "Hostname|internet|example.com"});
+    let finding = |id: &str| json!({"object_type": "Finding", "finding_type": format!("KATFindingType|{id}"), "ooi": "Hostname|internet|example.com"});
+    let r = run(
+        "internet-nl",
+        hostname("example.com"),
+        vec![website.clone(), finding("KAT-WEBSERVER-NO-IPV6"), finding("KAT-NO-CSP")],
+        json!({}),
+    );
+    assert_eq!(finding_types(&r), ["KAT-INTERNETNL"]);
+    let d = descriptions(&r).remove(0);
+    assert!(
+        d.contains("This webserver does not have an IPv6 address\n")
+            && d.contains("missing Content-Security-Policy header"),
+        "{d}"
+    );
+    assert!(
+        run("internet-nl", hostname("example.com"), vec![finding("KAT-NO-CSP")], json!({})).is_empty(),
+        "only websites"
+    );
+    assert!(run("internet-nl", hostname("example.com"), vec![website, finding("KAT-OPEN-SYSADMIN-PORT")], json!({}))
+        .is_empty());
+}
+
+#[test]
+fn resource_discovery() {
+    let website = |port: u16, service: &str| json!({"object_type": "Website", "ip_service": format!("IPService|internet|8.8.8.8|tcp|{port}|{service}"), "hostname": "Hostname|internet|example.com"});
+    let url = |scheme: &str, port: u16| json!({"object_type": "HostnameHTTPURL", "network": "Network|internet", "scheme": scheme, "netloc": "Hostname|internet|example.com", "port": port, "path": "/"});
+    let r = run(
+        "resource-discovery",
+        hostname("example.com"),
+        vec![website(443, "https"), url("https", 443), url("http", 80)],
+        json!({}),
+    );
+    assert_eq!(
+        keys(&r),
+        ["HTTPResource|internet|8.8.8.8|tcp|443|https|internet|example.com|https|internet|example.com|443|/"]
+    );
+    assert!(run(
+        "resource-discovery",
+        hostname("example.com"),
+        vec![website(8443, "https"), url("https", 443)],
+        json!({})
+    )
+    .is_empty());
+}
+
+#[test]
+fn every_question() {
+    for (bit, schema_id) in [
+        ("ask-disallowed-domains", "/bit/disallowed-csp-hostnames"),
+        ("ask-port-specification", "/bit/port-classification-ip"),
+        ("ask_url_params_to_ignore", "/bit/oois-in-headers"),
+    ] {
+        let q = run(bit, json!({"object_type": "Network", "name": "internet"}), vec![], json!({}));
+        assert_eq!(q.len(), 1, "{bit}");
+        assert_eq!(q[0].get("schema_id").and_then(|v| v.as_str()), Some(schema_id));
+        assert_eq!(q[0].get("ooi").and_then(|v| v.as_reference()).map(|r| r.as_str()), Some("Network|internet"));
+    }
+}
