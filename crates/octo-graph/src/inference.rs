@@ -96,6 +96,9 @@ pub(crate) struct WalkCache {
     by_type: HashMap<String, Vec<WalkKey>>,
 }
 
+/// How many walks a transaction keeps at most.
+const WALK_CACHE_ENTRIES: usize = 4096;
+
 /// A path (as written) and the object it starts from.
 type WalkKey = (String, Reference);
 
@@ -110,6 +113,12 @@ impl WalkCache {
     }
 
     fn insert(&mut self, key: WalkKey, path: &ObjectPath, catalog: &Catalog, found: Vec<(Reference, Json)>) {
+        if self.entries.len() >= WALK_CACHE_ENTRIES {
+            // A transaction that writes little and reads much (a full recalculation) would
+            // otherwise keep every walk it made; the useful ones are the recent ones.
+            self.entries.clear();
+            self.by_type.clear();
+        }
         for t in path.segments.iter().filter_map(|s| s.target_type.as_deref()) {
             for concrete in catalog.concrete_types(t).unwrap_or_default() {
                 self.by_type.entry(concrete.clone()).or_default().push(key.clone());
