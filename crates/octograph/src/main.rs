@@ -287,16 +287,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             match cmd {
                 BitsCommand::List => {
-                    for (id, enabled) in engine.status(&g, as_of(None, None))? {
+                    let lines = engine.status(&g, as_of(None, None))?.into_iter().map(|(id, enabled)| {
                         let def = engine.bit(&id).map(|b| b.definition().clone());
-                        let line = json!({
+                        json!({
                             "id": id, "enabled": enabled,
                             "consumes": def.as_ref().map(|d| d.consumes.clone()),
                             "min_scan_level": def.as_ref().map(|d| d.min_scan_level),
                             "parameters": def.as_ref().map(|d| d.parameters.iter().map(|p| format!("{}.{}", p.ooi_type, p.relation_path)).collect::<Vec<_>>()),
-                        });
-                        println!("{line}");
-                    }
+                        })
+                    });
+                    print_lines(lines)?;
                 }
                 BitsCommand::Enable { bit_id } => switch(&bit_id, Some(true))?,
                 BitsCommand::Disable { bit_id } => switch(&bit_id, Some(false))?,
