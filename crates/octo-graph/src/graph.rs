@@ -113,11 +113,8 @@ impl Graph {
         let level_inert = catalog
             .types()
             .filter(|t| {
-                let capped = |f: &octo_model::schema::FieldDef| {
-                    f.reference()
-                        .is_some_and(|r| r.max_issue_scan_level.is_some() || r.max_inherit_scan_level.is_some())
-                };
-                !t.references().any(capped) && capped_referrers.get(&t.name).is_none_or(Vec::is_empty)
+                !t.references().any(|f| f.reference().is_some_and(is_capped))
+                    && capped_referrers.get(&t.name).is_none_or(Vec::is_empty)
             })
             .map(|t| t.name.clone())
             .collect();
@@ -128,11 +125,6 @@ impl Graph {
     pub fn with_inferrer(mut self, inferrer: Arc<dyn Inferrer>) -> Self {
         self.inferrer = Some(inferrer);
         self
-    }
-
-    /// The rule engine, if any.
-    pub fn inferrer(&self) -> Option<&Arc<dyn Inferrer>> {
-        self.inferrer.as_ref()
     }
 
     /// The type catalogue.
@@ -162,7 +154,7 @@ impl Graph {
             inferrer: self.inferrer.as_deref(),
             changes: Changes::default(),
             gone: Default::default(),
-            walks: Default::default(),
+            reads: Default::default(),
         })
     }
 
@@ -530,8 +522,8 @@ struct Session<'a> {
     changes: Changes,
     /// Last documents of objects deleted in this session.
     gone: std::collections::HashMap<Reference, Json>,
-    /// Walks of rules gathering their inputs, valid until a write to a type they pass through.
-    walks: std::cell::RefCell<crate::inference::WalkCache>,
+    /// What rules read (walks, settings), valid until a write that could change it.
+    reads: std::cell::RefCell<crate::inference::ReadCache>,
 }
 
 /// What level maintenance reads again and again within one session.
@@ -580,8 +572,10 @@ impl Session<'_> {
 
     fn write_profile(&mut self, r: &Reference, record: Option<ScanProfileRecord>) -> Result<()> {
         let level = record.as_ref().map_or((0, false), |p| (p.level, p.scan_profile_type == "declared"));
-        let (before, _) = self.stored_level(r)?;
-        self.note_level_change(r, before, level.0);
+        if self.inferrer.is_some() {
+            let (before, _) = self.stored_level(r)?;
+            self.note_level_change(r, before, level.0);
+        }
         self.cache.borrow_mut().levels.insert(r.clone(), level);
         let key = profile_key(r);
         let old = self.tx.get(&key, self.at())?.map(|v| decode(&key, &v.doc)).transpose()?;
@@ -754,6 +748,9 @@ impl Session<'_> {
         if old == new {
             return Ok(());
         }
+        if entity == Entity::Setting {
+            self.reads.borrow_mut().forget_setting(key);
+        }
         if entity == Entity::Ooi {
             let r = Reference::from_trusted(key);
             self.note_object_change(&r, old.as_ref(), new.as_ref())?;
@@ -762,7 +759,7 @@ impl Session<'_> {
             cache.exists.clear();
             drop(cache);
             if self.inferrer.is_some() {
-                self.walks.borrow_mut().invalidate(r.type_name());
+                self.reads.borrow_mut().invalidate(r.type_name());
                 match (&old, &new) {
                     (Some(o), None) => {
                         self.gone.insert(r.clone(), o.clone());
@@ -996,7 +993,7 @@ impl Session<'_> {
             catalog: self.catalog,
             at: self.at(),
             gone: Some(&self.gone),
-            walks: Some(&self.walks),
+            reads: Some(&self.reads),
         }
     }
 
@@ -1068,14 +1065,16 @@ pub(crate) fn referrer_types(catalog: &Catalog, type_name: &str, capped_only: bo
     let mut out = Vec::new();
     for t in catalog.types().filter(|t| !t.is_abstract) {
         let refers = t.references().any(|f| {
-            f.reference().is_some_and(|spec| {
-                (!capped_only || spec.max_issue_scan_level.is_some() || spec.max_inherit_scan_level.is_some())
-                    && catalog.is_a(type_name, &spec.target)
-            })
+            f.reference().is_some_and(|spec| (!capped_only || is_capped(spec)) && catalog.is_a(type_name, &spec.target))
         });
         if refers {
             out.push(t.name.clone());
         }
     }
     out
+}
+
+/// Whether a reference field passes levels at all (a missing cap blocks that direction).
+fn is_capped(spec: &octo_model::schema::RefSpec) -> bool {
+    spec.max_issue_scan_level.is_some() || spec.max_inherit_scan_level.is_some()
 }

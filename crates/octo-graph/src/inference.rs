@@ -81,19 +81,20 @@ pub struct InferenceContext<'a> {
     /// Documents this transaction deleted, so a path can still be followed from a deleted
     /// object to the objects whose rules must re-run.
     pub(crate) gone: Option<&'a HashMap<Reference, Json>>,
-    /// Walks already made in this transaction and still true.
-    pub(crate) walks: Option<&'a RefCell<WalkCache>>,
+    /// Reads already made in this transaction and still true.
+    pub(crate) reads: Option<&'a RefCell<ReadCache>>,
 }
 
-/// Results of walks from sources, kept within one transaction until a write could change them:
-/// several bits consuming one object often gather along the same path (three bits read an
-/// address's ports), and a write to an object of a type the path does not pass through cannot
-/// change what it reaches.
+/// What rules read again and again within one transaction, kept until a write could change it.
+/// Walks: several bits consuming one object often gather along the same path (three bits read
+/// an address's ports), and a write to an object of a type the path does not pass through
+/// cannot change what it reaches. Settings: every run asks whether its bit is switched on.
 #[derive(Default)]
-pub(crate) struct WalkCache {
+pub(crate) struct ReadCache {
     entries: HashMap<WalkKey, Vec<(Reference, Json)>>,
     /// For each concrete type, the walks that pass through objects of it.
     by_type: HashMap<String, Vec<WalkKey>>,
+    settings: HashMap<String, Option<Json>>,
 }
 
 /// How many walks a transaction keeps at most.
@@ -102,7 +103,12 @@ const WALK_CACHE_ENTRIES: usize = 4096;
 /// A path (as written) and the object it starts from.
 type WalkKey = (String, Reference);
 
-impl WalkCache {
+impl ReadCache {
+    /// Forgets a setting that was written.
+    pub(crate) fn forget_setting(&mut self, key: &str) {
+        self.settings.remove(key);
+    }
+
     /// Forgets every walk that passes through objects of the concrete type `type_name`.
     pub(crate) fn invalidate(&mut self, type_name: &str) {
         if let Some(keys) = self.by_type.remove(type_name) {
@@ -131,7 +137,7 @@ impl WalkCache {
 impl<'a> InferenceContext<'a> {
     /// A context over a read-only snapshot (for dry runs).
     pub fn over(reader: &'a dyn Reader, catalog: &'a Catalog, at: AsOf) -> Self {
-        InferenceContext { reader, catalog, at, gone: None, walks: None }
+        InferenceContext { reader, catalog, at, gone: None, reads: None }
     }
 
     /// The type catalogue.
@@ -231,7 +237,7 @@ impl<'a> InferenceContext<'a> {
         start: &Reference,
         start_doc: &Json,
     ) -> Result<Vec<(Reference, Json)>> {
-        let Some(cache) = self.walks else { return self.walk(path, start, start_doc) };
+        let Some(cache) = self.reads else { return self.walk(path, start, start_doc) };
         let key = (path.to_string(), start.clone());
         if let Some(hit) = cache.borrow().entries.get(&key) {
             return Ok(hit.clone());
@@ -254,7 +260,15 @@ impl<'a> InferenceContext<'a> {
     /// A named setting of this organisation.
     pub fn setting(&self, name: &str) -> Result<Option<Json>> {
         let key = setting_key(name);
-        self.reader.get(&key, self.at)?.map(|v| crate::graph::decode(&key, &v.doc)).transpose()
+        if let Some(hit) = self.reads.and_then(|c| c.borrow().settings.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let value: Option<Json> =
+            self.reader.get(&key, self.at)?.map(|v| crate::graph::decode(&key, &v.doc)).transpose()?;
+        if let Some(cache) = self.reads {
+            cache.borrow_mut().settings.insert(key, value.clone());
+        }
+        Ok(value)
     }
 
     /// Every inference origin, so a full recalculation can re-run the ones no rule claims any
