@@ -284,18 +284,35 @@ impl Graph {
     /// Deletes an object whatever holds it: it leaves every origin's result, the origins it is
     /// the source of are deleted, and what only they held goes too.
     pub fn delete_object(&self, reference: &Reference, valid_time: Option<Timestamp>) -> Result<Outcome> {
-        let mut s = self.session(valid_time, format!("delete_object {reference}"))?;
-        if s.document(reference.as_str())?.is_none() {
-            return Err(GraphError::NotFound(format!("object '{reference}' not found")));
-        }
-        for origin in s.origins_of(reference)? {
-            if origin.source != *reference {
-                let mut kept = origin.clone();
-                kept.result.retain(|r| r != reference);
-                s.write_origin(&kept, Some(&origin))?;
+        self.delete_objects(std::slice::from_ref(reference), valid_time)
+    }
+
+    /// [`Graph::delete_object`] for many objects in one transaction (Octopoes' delete_many):
+    /// all go, or, when one does not exist, none.
+    pub fn delete_objects(&self, references: &[Reference], valid_time: Option<Timestamp>) -> Result<Outcome> {
+        let cause = match references {
+            [one] => format!("delete_object {one}"),
+            many => format!("delete_objects ({})", many.len()),
+        };
+        let mut s = self.session(valid_time, cause)?;
+        for reference in references {
+            if s.document(reference.as_str())?.is_none() {
+                return Err(GraphError::NotFound(format!("object '{reference}' not found")));
             }
         }
-        s.delete_dead(reference)?;
+        for reference in references {
+            if s.document(reference.as_str())?.is_none() {
+                continue; // went with an object deleted before it
+            }
+            for origin in s.origins_of(reference)? {
+                if origin.source != *reference {
+                    let mut kept = origin.clone();
+                    kept.result.retain(|r| r != reference);
+                    s.write_origin(&kept, Some(&origin))?;
+                }
+            }
+            s.delete_dead(reference)?;
+        }
         s.commit()
     }
 
@@ -492,7 +509,7 @@ impl LevelGraph for ReaderLevels<'_> {
 }
 
 /// The stored form of an object: its JSON without the scan profile, which lives apart.
-fn stored_document(ooi: &Ooi) -> Json {
+pub(crate) fn stored_document(ooi: &Ooi) -> Json {
     let mut doc = ooi.to_json();
     if let Json::Object(map) = &mut doc {
         map.shift_remove("scan_profile");

@@ -280,8 +280,11 @@ impl<'a> InferenceContext<'a> {
 }
 
 /// The store key of a setting.
+/// Settings are stored under `Setting|name`.
+pub(crate) const SETTING_PREFIX: &str = "Setting|";
+
 pub(crate) fn setting_key(name: &str) -> String {
-    format!("Setting|{name}")
+    format!("{SETTING_PREFIX}{name}")
 }
 
 /// A rule engine the graph calls inside each write transaction.

@@ -13,6 +13,7 @@ pub mod change;
 pub mod error;
 pub mod graph;
 pub mod inference;
+pub mod io;
 pub mod organisations;
 pub mod origin;
 pub mod path;
@@ -25,6 +26,7 @@ pub use graph::{Affirmation, Declaration, Graph, Inference, Observation, Outcome
 pub use inference::{
     Changes, InferenceContext, Inferrer, LevelChange, ObjectChange, SettingChange, MAX_INFERENCE_ROUNDS,
 };
+pub use io::{ImportOp, ImportTx};
 pub use organisations::Organisations;
 pub use origin::{Origin, OriginType};
 pub use path::{ObjectPath, QueryResult};

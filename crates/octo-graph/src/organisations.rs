@@ -109,6 +109,19 @@ impl Organisations {
         Ok(names)
     }
 
+    /// The size of an organisation's store file, in bytes.
+    pub fn store_bytes(&self, name: &str) -> Result<u64> {
+        validate_name(name)?;
+        std::fs::metadata(self.store_path(name))
+            .map(|m| m.len())
+            .map_err(|e| GraphError::NotFound(format!("organisation '{name}': {e}")))
+    }
+
+    /// Whether an organisation exists.
+    pub fn exists(&self, name: &str) -> bool {
+        validate_name(name).is_ok() && self.dir(name).is_dir()
+    }
+
     /// Deletes an organisation and everything in its graph.
     pub fn delete(&self, name: &str) -> Result<()> {
         validate_name(name)?;

@@ -11,6 +11,7 @@ use serde_json::Value as Json;
 use crate::error::{GraphError, Result};
 use crate::graph::Graph;
 use crate::origin::{Origin, OriginType};
+use crate::scan::ScanProfileRecord;
 
 /// A page of results with the total count of matches.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -163,12 +164,71 @@ impl Graph {
 
     /// Lists objects with Octopoes' filters, paged, with the total count.
     pub fn list_objects(&self, q: &ListQuery, at: AsOf) -> Result<Page<Ooi>> {
+        let snap = self.store().snapshot()?;
+        let mut matches = self.matching_keys(&*snap, q, at)?;
+        // Scans come in key order, which is type then key; reorder only when asked.
+        match (q.order_by, q.descending) {
+            (ListOrder::ObjectType, false) => {}
+            (ListOrder::ObjectType, true) => matches.reverse(),
+            (ListOrder::ScanLevel, desc) => {
+                matches.sort_by(|a, b| if desc { b.cmp(a) } else { a.cmp(b) });
+            }
+        }
+        let count = matches.len();
+        let keys: Vec<String> = matches.into_iter().skip(q.offset).take(q.limit).map(|(_, k)| k).collect();
+        Ok(Page { count, items: self.load_with_profiles(&*snap, &keys, at)? })
+    }
+
+    /// Octopoes' `GET /objects/random`: up to `amount` objects drawn uniformly from those at the
+    /// given levels (all levels when empty), for schedulers that sample the graph.
+    pub fn random_objects(&self, amount: usize, scan_levels: &BTreeSet<u8>, at: AsOf) -> Result<Vec<Ooi>> {
+        let snap = self.store().snapshot()?;
+        let q = ListQuery { scan_levels: scan_levels.clone(), ..ListQuery::default() };
+        let mut keys: Vec<String> = self.matching_keys(&*snap, &q, at)?.into_iter().map(|(_, k)| k).collect();
+        // A partial Fisher–Yates shuffle; the generator needs to be fair, not unpredictable.
+        let mut state = {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new().build_hasher().finish() | 1
+        };
+        let take = amount.min(keys.len());
+        for i in 0..take {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let j = i + (state % (keys.len() - i) as u64) as usize;
+            keys.swap(i, j);
+        }
+        keys.truncate(take);
+        self.load_with_profiles(&*snap, &keys, at)
+    }
+
+    /// Octopoes' `GET /scan_profiles`: the stored (declared and inherited) profiles, optionally
+    /// of one type.
+    pub fn list_scan_profiles(&self, profile_type: Option<&str>, at: AsOf) -> Result<Vec<ScanProfileRecord>> {
+        let snap = self.store().snapshot()?;
+        let all: Vec<ScanProfileRecord> = collect_type(&*snap, "ScanProfile", at, crate::graph::decode)?;
+        Ok(all.into_iter().filter(|p| profile_type.is_none_or(|t| p.scan_profile_type == t)).collect())
+    }
+
+    fn load_with_profiles(&self, snap: &dyn Reader, keys: &[String], at: AsOf) -> Result<Vec<Ooi>> {
+        let mut items = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(v) = snap.get(key, at)? {
+                let ooi = self.decode_ooi(key, &v.doc)?;
+                items.push(self.with_profile(snap, ooi, at)?);
+            }
+        }
+        Ok(items)
+    }
+
+    /// The keys matching a list query's filters, with their levels when the query needs them,
+    /// in key order.
+    fn matching_keys(&self, snap: &dyn Reader, q: &ListQuery, at: AsOf) -> Result<Vec<(u8, String)>> {
         let mut types = BTreeSet::new();
         for t in &q.types {
             types.extend(self.catalog().concrete_types(t)?.iter().cloned());
         }
         let types: Vec<&str> = types.iter().map(String::as_str).collect();
-        let snap = self.store().snapshot()?;
         let needle = q.search.as_ref().map(|s| s.to_lowercase());
         let need_profile =
             !q.scan_levels.is_empty() || !q.scan_profile_types.is_empty() || q.order_by == ListOrder::ScanLevel;
@@ -180,7 +240,7 @@ impl Graph {
             }
             let mut level = 0;
             if need_profile {
-                match crate::graph::profile_of(&*snap, &Reference::from_trusted(key), at) {
+                match crate::graph::profile_of(snap, &Reference::from_trusted(key), at) {
                     Ok(p) => {
                         if (!q.scan_levels.is_empty() && !q.scan_levels.contains(&p.level))
                             || (!q.scan_profile_types.is_empty()
@@ -209,26 +269,10 @@ impl Graph {
                 break;
             }
         }
-        if let Some(e) = failure {
-            return Err(e);
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(matches),
         }
-        // Scans come in key order, which is type then key; reorder only when asked.
-        match (q.order_by, q.descending) {
-            (ListOrder::ObjectType, false) => {}
-            (ListOrder::ObjectType, true) => matches.reverse(),
-            (ListOrder::ScanLevel, desc) => {
-                matches.sort_by(|a, b| if desc { b.cmp(a) } else { a.cmp(b) });
-            }
-        }
-        let count = matches.len();
-        let mut items = Vec::new();
-        for (_, key) in matches.into_iter().skip(q.offset).take(q.limit) {
-            if let Some(v) = snap.get(&key, at)? {
-                let ooi = self.decode_ooi(&key, &v.doc)?;
-                items.push(self.with_profile(&*snap, ooi, at)?);
-            }
-        }
-        Ok(Page { count, items })
     }
 
     /// The objects around `reference` to `depth` steps, both directions. Relations are walked

@@ -158,6 +158,9 @@ impl Reader for RedbSnapshot {
     fn history(&self, key: &str) -> Result<Vec<Version>> {
         history(&self.versions, key)
     }
+    fn scan_versions(&self, visit: &mut dyn FnMut(Version) -> bool) -> Result<()> {
+        scan_versions(&self.versions, visit)
+    }
     fn referrer_keys(&self, target: &str) -> Result<Vec<String>> {
         referrer_keys(&self.refs, target)
     }
@@ -308,6 +311,10 @@ impl Reader for RedbTransaction {
     fn history(&self, key: &str) -> Result<Vec<Version>> {
         self.flush()?;
         history(&self.txn().open_table(VERSIONS).map_err(StoreError::engine)?, key)
+    }
+    fn scan_versions(&self, visit: &mut dyn FnMut(Version) -> bool) -> Result<()> {
+        self.flush()?;
+        scan_versions(&self.txn().open_table(VERSIONS).map_err(StoreError::engine)?, visit)
     }
     fn referrer_keys(&self, target: &str) -> Result<Vec<String>> {
         self.flush()?;
@@ -598,6 +605,21 @@ fn referrers<T: ReadableTable<&'static [u8], &'static [u8]>, R: ReadableTable<&'
         }
     }
     Ok(out)
+}
+
+fn scan_versions<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    versions: &T,
+    visit: &mut dyn FnMut(Version) -> bool,
+) -> Result<()> {
+    for item in versions.iter().map_err(StoreError::engine)? {
+        let (k, v) = item.map_err(StoreError::engine)?;
+        let (key, rest) = decode_key(k.value())?;
+        let (vt, tt) = split_times(rest)?;
+        if !visit(to_version(key, vt, tt, Record::decode(v.value())?)) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 fn history<T: ReadableTable<&'static [u8], &'static [u8]>>(versions: &T, key: &str) -> Result<Vec<Version>> {

@@ -48,6 +48,11 @@ pub trait Reader {
     /// transaction time.
     fn history(&self, key: &str) -> Result<Vec<Version>>;
 
+    /// Every version of every key, tombstones included, in key order and within a key by valid
+    /// time then transaction time; `visit` returns `false` to stop. For exports and audits:
+    /// it reads the whole store.
+    fn scan_versions(&self, visit: &mut dyn FnMut(Version) -> bool) -> Result<()>;
+
     /// The last committed transaction, if any.
     fn last_tx(&self) -> Result<Option<TxReceipt>>;
 

@@ -18,6 +18,21 @@ pub struct FileConfig {
     /// Which bits run by default, and where user rule files live.
     #[serde(default)]
     pub bits: BitsConfig,
+    /// The HTTP API.
+    #[serde(default)]
+    pub server: ServerSection,
+}
+
+/// The `[server]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address to listen on (default `127.0.0.1:8001`).
+    pub listen: Option<std::net::SocketAddr>,
+    /// `false` turns tokens off; refused unless `listen` is a loopback address.
+    pub auth: Option<bool>,
+    /// Largest request body, in MiB (default 256).
+    pub max_body_mb: Option<usize>,
 }
 
 /// The `[bits]` table.
@@ -41,6 +56,7 @@ pub struct Config {
     pub schema_dir: Option<PathBuf>,
     pub cache_mb: usize,
     pub bits: BitsConfig,
+    pub server: octo_server::ServerConfig,
 }
 
 /// The config file used when `--config` is not given, if it exists.
@@ -49,7 +65,12 @@ pub const DEFAULT_CONFIG_FILE: &str = "octograph.toml";
 impl Config {
     /// Reads the file (an explicit path must exist; the default one may be absent) and applies
     /// the overrides given by environment or flags (clap has already merged those two).
-    pub fn load(path: Option<&Path>, data_dir: Option<PathBuf>, schema_dir: Option<PathBuf>) -> anyhow::Result<Config> {
+    pub fn load(
+        path: Option<&Path>,
+        data_dir: Option<PathBuf>,
+        schema_dir: Option<PathBuf>,
+        listen: Option<std::net::SocketAddr>,
+    ) -> anyhow::Result<Config> {
         let file = match path {
             Some(p) => read(p)?,
             None if Path::new(DEFAULT_CONFIG_FILE).exists() => read(Path::new(DEFAULT_CONFIG_FILE))?,
@@ -60,6 +81,14 @@ impl Config {
             schema_dir: schema_dir.or(file.schema_dir),
             cache_mb: file.cache_mb.unwrap_or(1024),
             bits: file.bits,
+            server: {
+                let default = octo_server::ServerConfig::default();
+                octo_server::ServerConfig {
+                    listen: listen.or(file.server.listen).unwrap_or(default.listen),
+                    auth: file.server.auth.unwrap_or(default.auth),
+                    max_body_bytes: file.server.max_body_mb.map_or(default.max_body_bytes, |mb| mb << 20),
+                }
+            },
         })
     }
 }

@@ -1,8 +1,10 @@
 //! `octograph`: the command-line entry point.
 //!
-//! Until the HTTP server lands, the CLI is how objects get into and out of an organisation's
-//! graph: `import` declares objects in one transaction (garbage collection and scan levels
-//! included); `get`, `list`, `tree`, `origins`, `findings` and `history` read at any valid time.
+//! `serve` runs the HTTP API (the main job); `token` manages its tokens. The other commands
+//! work on an organisation's graph directly, for scripts and for looking inside: `import`
+//! declares objects in one transaction (garbage collection and scan levels included); `get`,
+//! `list`, `tree`, `origins`, `findings` and `history` read at any valid time. A graph is used by
+//! one process at a time: stop the server before writing with these commands.
 
 mod bench;
 mod bench_bits;
@@ -33,6 +35,9 @@ struct Cli {
     /// Directory of extra schema files adding OOI types (overrides the config file).
     #[arg(long, global = true, env = "OCTOGRAPH_SCHEMA_DIR")]
     schema_dir: Option<PathBuf>,
+    /// Address the API listens on (`serve`; overrides the config file).
+    #[arg(long, global = true, env = "OCTOGRAPH_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
     /// Organisation whose graph to use.
     #[arg(long, global = true, default_value = "default", env = "OCTOGRAPH_ORG")]
     org: String,
@@ -42,6 +47,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the HTTP API (Octopoes-compatible) until Ctrl-C or SIGTERM.
+    Serve {
+        /// Log lines as JSON objects instead of text.
+        #[arg(long, env = "OCTOGRAPH_LOG_JSON")]
+        log_json: bool,
+    },
+    /// Manage API tokens (stored hashed in the data directory; the server sees changes at once).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// List the object types of the catalogue (built-in plus the schema directory's).
     Types,
     /// Parse a primary key and print its canonical form and typed tokens.
@@ -160,6 +174,24 @@ enum BitsCommand {
 }
 
 #[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token for the organisations of `--org` (comma-separated; `*` for all) and print
+    /// it (it is shown this once).
+    Create {
+        /// read, write or admin.
+        #[arg(long)]
+        role: octo_server::auth::Role,
+        /// What it is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List tokens (ids, organisations, roles; never the secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
 enum OrgCommand {
     /// Create an organisation.
     Create { name: String },
@@ -184,7 +216,13 @@ fn main() {
             }
             // Usage errors: the one line that says what is wrong (clap adds usage and hints below it).
             let text = e.to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: invalid arguments"));
+            let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+            let mut line = lines.next().unwrap_or("error: invalid arguments").to_owned();
+            if line.ends_with(':') {
+                // "…were not provided:" names them on the next line.
+                line = format!("{line} {}", lines.next().unwrap_or("").trim());
+            }
+            eprintln!("{line}");
             std::process::exit(2);
         }
     };
@@ -192,6 +230,82 @@ fn main() {
         eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
         std::process::exit(1);
     }
+}
+
+fn token(config: &Config, org: &str, cmd: &TokenCommand) -> anyhow::Result<()> {
+    use octo_server::auth;
+    let path = auth::token_file(&config.data_dir);
+    match cmd {
+        TokenCommand::Create { role, description } => {
+            let organisations: Vec<String> = org.split(',').map(|o| o.trim().to_owned()).collect();
+            let (token, record) = auth::create_token(&path, &organisations, *role, description.clone())?;
+            eprintln!(
+                "token {} ({} in {}); keep it, it is not shown again:",
+                record.id,
+                record.role,
+                record.organisations.join(", ")
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            let lines = auth::list_tokens(&path)?.into_iter().map(|t| {
+                json!({"id": t.id, "organisations": t.organisations, "role": t.role, "created": t.created, "description": t.description})
+            });
+            print_lines(lines)?;
+        }
+        TokenCommand::Revoke { id } => {
+            if !auth::revoke_token(&path, id)? {
+                bail!("no token '{id}'");
+            }
+            eprintln!("token {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+/// Runs the API until a shutdown signal; requests in flight finish first.
+fn serve(
+    config: &Config,
+    orgs: Organisations,
+    engine: std::sync::Arc<BitEngine>,
+    log_json: bool,
+) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info"));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if log_json {
+        subscriber.json().init();
+    } else {
+        subscriber.init();
+    }
+    config.server.check().map_err(anyhow::Error::msg)?;
+    let tokens = if config.server.auth {
+        Some(Arc::new(octo_server::auth::Tokens::open(&octo_server::auth::token_file(&config.data_dir))?))
+    } else {
+        tracing::warn!("authentication is off (loopback only)");
+        None
+    };
+    // The default organisation exists from the first start, so a new user has somewhere to write.
+    orgs.get_or_create("default")?;
+    let state = octo_server::AppState::new(Arc::new(orgs), Some(engine), tokens);
+    let app = octo_server::app(state, &config.server);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.server.listen))?;
+        tracing::info!(
+            listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), auth = config.server.auth,
+            "octograph API ready"
+        );
+        octo_server::serve(listener, app, octo_server::shutdown_signal()).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
 }
 
 fn catalog(config: &Config) -> anyhow::Result<Catalog> {
@@ -253,12 +367,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Bench(cmd) = cli.command {
         return bench::run(cmd);
     }
-    let config = Config::load(cli.config.as_deref(), cli.data_dir, cli.schema_dir)?;
+    let config = Config::load(cli.config.as_deref(), cli.data_dir, cli.schema_dir, cli.listen)?;
+    if let Command::Token(cmd) = &cli.command {
+        return token(&config, &cli.org, cmd);
+    }
     let catalog = catalog(&config)?;
     let engine = bit_engine(&config, &catalog)?;
     let orgs = organisations(&config, catalog.clone(), engine.clone())?;
     let key = |k: &str| -> anyhow::Result<Reference> { Ok(Reference::parse(k, &catalog)?.into_reference()) };
     match cli.command {
+        Command::Serve { log_json } => serve(&config, orgs, engine, log_json)?,
+        Command::Token(_) => unreachable!("handled above"),
         Command::Types => {
             for t in catalog.types() {
                 let line = json!({

@@ -227,3 +227,56 @@ fn bits_from_the_command_line() {
     std::fs::write(d.join("octograph.toml"), "[bits]\nenabled = [\"no-such-bit\"]\n").unwrap();
     fails_with(&octograph(d, &["bits", "list"]), "no bit 'no-such-bit'");
 }
+
+#[test]
+fn tokens_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = octograph(dir.path(), &["token", "create", "--org", "acme,globex", "--role", "write"]);
+    let token = ok(&out).trim().to_owned();
+    assert!(token.starts_with("og_"), "{token}");
+    let listed = ok(&octograph(dir.path(), &["token", "list"]));
+    assert!(listed.contains("\"write\"") && listed.contains("globex"), "{listed}");
+    assert!(!listed.contains(&token), "the secret is never listed");
+    let id = token.split('_').nth(1).unwrap();
+    ok(&octograph(dir.path(), &["token", "revoke", id]));
+    fails_with(&octograph(dir.path(), &["token", "revoke", id]), "no token");
+    fails_with(&octograph(dir.path(), &["token", "create", "--org", "acme", "--role", "owner"]), "owner");
+    fails_with(&octograph(dir.path(), &["token", "create", "--org", "../x", "--role", "read"]), "organisation");
+    fails_with(&octograph(dir.path(), &["token", "create", "--org", "acme"]), "--role");
+}
+
+#[test]
+fn serve_answers_then_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_octograph"))
+        .args(["--data-dir", dir.path().to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+        .env_remove("OCTOGRAPH_CONFIG")
+        .env("RUST_LOG", "info")
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = lines.by_ref().map_while(Result::ok).find(|l| l.contains("API ready")).expect("the server starts");
+    let addr = ready.split("listen=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream.write_all(b"GET /default/objects HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "a token is needed by default: {answer}");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success(), "a clean exit on SIGTERM");
+    assert!(lines.map_while(Result::ok).any(|l| l.contains("stopped")));
+}
+
+#[test]
+fn serve_refuses_auth_off_on_a_network_address() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("octograph.toml"), "[server]\nlisten = \"0.0.0.0:0\"\nauth = false\n").unwrap();
+    fails_with(&octograph(dir.path(), &["serve"]), "loopback");
+    std::fs::write(dir.path().join("octograph.toml"), "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"maybe\"\n")
+        .unwrap();
+    fails_with(&octograph(dir.path(), &["serve"]), "auth");
+}

@@ -1,0 +1,256 @@
+//! Octograph's HTTP API: the routes of OpenKAT's Octopoes (same paths, query parameters, JSON
+//! shapes and status codes, so OpenKAT's `OctopoesAPIConnector` works against it unchanged),
+//! bearer tokens per organisation, Prometheus metrics and an OpenAPI document built from the
+//! handlers themselves.
+//!
+//! The graph is synchronous (redb), so every graph call runs on tokio's blocking pool; the
+//! async threads only parse, route and write responses.
+
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod error;
+pub mod metrics;
+pub mod params;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use octo_bits::BitEngine;
+use octo_graph::{Graph, Organisations};
+
+use crate::auth::{Principal, Role, Tokens};
+use crate::error::{ApiError, ApiResult};
+use crate::metrics::Metrics;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// Whether requests need a token. Off is allowed only on a loopback address.
+    pub auth: bool,
+    /// The largest request body accepted (imports are the large ones).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8001)), auth: true, max_body_bytes: 256 << 20 }
+    }
+}
+
+impl ServerConfig {
+    /// Refuses a configuration that would expose an unauthenticated API to a network.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.auth && !self.listen.ip().is_loopback() {
+            return Err(format!("authentication can be turned off only on a loopback address, not on {}", self.listen));
+        }
+        Ok(())
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+/// The parts of [`AppState`].
+pub struct Shared {
+    /// The organisations and their graphs.
+    pub organisations: Arc<Organisations>,
+    /// The bit engine (for origin parameters and bit metrics), when bits run.
+    pub engine: Option<Arc<BitEngine>>,
+    /// The accepted tokens; `None` when authentication is off.
+    pub tokens: Option<Arc<Tokens>>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// State over organisations, with or without bits and tokens.
+    pub fn new(organisations: Arc<Organisations>, engine: Option<Arc<BitEngine>>, tokens: Option<Arc<Tokens>>) -> Self {
+        AppState(Arc::new(Shared { organisations, engine, tokens, metrics: Arc::new(Metrics::new()) }))
+    }
+
+    /// The shared parts.
+    pub fn shared(&self) -> &Shared {
+        &self.0
+    }
+
+    /// An existing organisation's graph (404 otherwise).
+    pub(crate) fn graph(&self, client: &str) -> ApiResult<Arc<Graph>> {
+        Ok(self.0.organisations.get(client)?)
+    }
+}
+
+/// Runs `f` on the blocking pool (graph calls block on the store).
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "request task failed");
+            Err(ApiError::internal("the request failed inside the server"))
+        }
+    }
+}
+
+/// The whole application: routes, `/openapi.json`, metrics and authentication.
+pub fn app(state: AppState, config: &ServerConfig) -> Router {
+    let (router, api) = routes::router().split_for_parts();
+    let api_json = api.to_pretty_json().unwrap_or_else(|_| "{}".into());
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move { ([(header::CONTENT_TYPE, "application/json")], api_json) }),
+        )
+        .route("/metrics", axum::routing::get(metrics_text))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), record))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets every
+/// request in flight (writes included) finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let s = state.clone();
+    let body = blocking(move || {
+        let shared = s.shared();
+        for org in shared.organisations.list()? {
+            if let Ok(bytes) = shared.organisations.store_bytes(&org) {
+                shared.metrics.set_store_bytes(&org, bytes);
+            }
+        }
+        if let Some(engine) = &shared.engine {
+            shared.metrics.set_bit_stats(&engine.run_stats());
+        }
+        Ok(shared.metrics.encode())
+    })
+    .await;
+    match body {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Counts and times every request under its route template (not its path, which would make a
+/// series per object).
+async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
+    let response = next.run(req).await;
+    state.shared().metrics.observe_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// Paths anyone may read: liveness, metrics and the API description.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/health" | "/metrics" | "/openapi.json")
+}
+
+/// The role a request needs: reads need `read`; organisation management and replacing a whole
+/// graph need `admin`; every other write needs `write`.
+fn required_role(method: &Method, rest: &str) -> Role {
+    match (method.as_str(), rest) {
+        ("POST" | "DELETE", "node") | ("POST", "io/import/new") => Role::Admin,
+        ("GET" | "HEAD", _) | ("POST", "objects/load_bulk") => Role::Read,
+        _ => Role::Write,
+    }
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    if is_public(&path) {
+        return next.run(req).await;
+    }
+    let principal = match &state.shared().tokens {
+        None => Principal::unrestricted(),
+        Some(tokens) => {
+            let Some(token) = bearer(&req).map(str::to_owned) else {
+                return unauthorized("an 'Authorization: Bearer <token>' header is required");
+            };
+            let found = match tokens.is_remembered(&token) {
+                Some(p) => Some(p),
+                None => {
+                    let tokens = tokens.clone();
+                    blocking(move || Ok(tokens.authenticate(&token))).await.unwrap_or(None)
+                }
+            };
+            match found {
+                Some(p) => p,
+                None => return unauthorized("the token is not valid"),
+            }
+        }
+    };
+    let trimmed = path.trim_start_matches('/');
+    let (client, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+    let needed = required_role(req.method(), rest);
+    if !principal.may(client, needed) {
+        return ApiError::forbidden(format!("this token may not {needed} in organisation '{client}'")).into_response();
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response = ApiError::unauthorized(message).into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// A status for handlers that answer with nothing (Octopoes answers `null`).
+pub(crate) fn ok_null() -> (StatusCode, axum::Json<serde_json::Value>) {
+    (StatusCode::OK, axum::Json(serde_json::Value::Null))
+}
