@@ -287,32 +287,45 @@ impl Graph {
         }
         let mut store = BTreeMap::new();
         let root = self
-            .tree_node(&*snap, reference, depth, None, &allowed, at, &mut store)?
+            .tree_node(&*snap, reference, None, depth, None, &allowed, at, &mut store)?
             .ok_or_else(|| GraphError::NotFound(format!("object '{reference}' not found at {}", at.valid_time)))?;
         Ok(Tree { root, store })
     }
 
+    /// One node and, to `depth`, its neighbours. `loaded` is the node's document when the caller
+    /// has already read it (referrers come with theirs); a leaf already in `store` is not read
+    /// again, so an object reached by several paths costs one read.
     #[allow(clippy::too_many_arguments)]
     fn tree_node(
         &self,
         snap: &dyn Reader,
         reference: &Reference,
+        loaded: Option<Ooi>,
         depth: usize,
         came_by: Option<(&Reference, &str)>,
         allowed: &BTreeSet<String>,
         at: AsOf,
         store: &mut BTreeMap<Reference, Ooi>,
     ) -> Result<Option<TreeNode>> {
-        let Some(v) = snap.get(reference.as_str(), at)? else { return Ok(None) };
-        let ooi = self.decode_ooi(&v.key, &v.doc)?;
-        let def = self.catalog().get(ooi.object_type())?;
+        let def = self.catalog().get(reference.type_name())?;
         let expand = depth > 0 && (came_by.is_none() || def.traversable);
+        if !expand && store.contains_key(reference) {
+            return Ok(Some(TreeNode { reference: reference.clone(), children: BTreeMap::new() }));
+        }
+        let ooi = match loaded {
+            Some(ooi) => ooi,
+            None => {
+                let Some(v) = snap.get(reference.as_str(), at)? else { return Ok(None) };
+                self.decode_ooi(&v.key, &v.doc)?
+            }
+        };
         let mut children: BTreeMap<String, Vec<TreeNode>> = BTreeMap::new();
         if expand {
-            // (neighbour, relation name here, the same edge's name seen from the neighbour)
-            let mut steps: Vec<(Reference, String, String)> = Vec::new();
+            // (neighbour, its document if read, relation name here, the same edge's name seen
+            // from the neighbour)
+            let mut steps: Vec<(Reference, Option<Ooi>, String, String)> = Vec::new();
             for (field, target) in ooi.references() {
-                steps.push((target.clone(), field.to_owned(), def.reverse_name(field)));
+                steps.push((target.clone(), None, field.to_owned(), def.reverse_name(field)));
             }
             // One read of the index; documents only for keys of types that can point here
             // (origins and profiles never do).
@@ -326,28 +339,36 @@ impl Graph {
             for rv in referrers {
                 let referrer = self.decode_ooi(&rv.key, &rv.doc)?;
                 let rdef = self.catalog().get(referrer.object_type())?;
-                for (field, target) in referrer.references() {
-                    if target == reference {
-                        steps.push((referrer.primary_key().clone(), rdef.reverse_name(field), field.to_owned()));
-                    }
+                let edges: Vec<(String, String)> = referrer
+                    .references()
+                    .filter(|(_, target)| *target == reference)
+                    .map(|(field, _)| (rdef.reverse_name(field), field.to_owned()))
+                    .collect();
+                let key = referrer.primary_key().clone();
+                let mut doc = Some(referrer);
+                for (i, (relation, back)) in edges.iter().enumerate() {
+                    // The document goes with the last edge; an object referring twice is rare.
+                    let d = if i + 1 == edges.len() { doc.take() } else { doc.clone() };
+                    steps.push((key.clone(), d, relation.clone(), back.clone()));
                 }
             }
-            for (neighbour, relation, back) in steps {
+            for (neighbour, doc, relation, back) in steps {
                 if came_by.is_some_and(|(from, edge)| from == &neighbour && edge == relation) {
                     continue;
                 }
                 if !allowed.is_empty() && !allowed.contains(neighbour.type_name()) {
                     continue;
                 }
-                if let Some(child) =
-                    self.tree_node(snap, &neighbour, depth - 1, Some((reference, back.as_str())), allowed, at, store)?
-                {
+                let from = Some((reference, back.as_str()));
+                if let Some(child) = self.tree_node(snap, &neighbour, doc, depth - 1, from, allowed, at, store)? {
                     children.entry(relation).or_default().push(child);
                 }
             }
         }
-        let ooi = self.with_profile(snap, ooi, at)?;
-        store.insert(reference.clone(), ooi);
+        if !store.contains_key(reference) {
+            let ooi = self.with_profile(snap, ooi, at)?;
+            store.insert(reference.clone(), ooi);
+        }
         Ok(Some(TreeNode { reference: reference.clone(), children }))
     }
 

@@ -244,7 +244,8 @@ pub struct InheritanceStep {
     pub level: u8,
     /// Declared or inherited.
     pub declared: bool,
-    /// The relation from the previous step (empty for the object asked about).
+    /// The relation that leads on to the next step, towards the declared object (empty for the
+    /// last step).
     pub relation: String,
 }
 

@@ -259,7 +259,10 @@ async fn scan_profiles_tree_query_findings_and_bits() {
     let (_, v) = s.get(&format!("/acme/object?reference={}&{VT}", q(port))).await;
     assert_eq!(v["scan_profile"]["scan_profile_type"], "inherited", "{v}");
     let (_, v) = s.get(&format!("/acme/scan_profiles/inheritance?reference={}&{VT}", q(port))).await;
-    assert_eq!(v.as_array().unwrap().last().unwrap()["scan_profile_type"], "declared", "{v}");
+    assert_eq!(v[0]["segment"], Value::Null, "{v}");
+    assert_eq!(v[1]["reference"], ip, "{v}");
+    assert_eq!(v[1]["segment"], "IPPort.address", "reached by the port's address: {v}");
+    assert_eq!(v[1]["scan_profile_type"], "declared", "{v}");
     let (_, v) = s.get(&format!("/acme/scan_profiles?scan_profile_type=declared&{VT}")).await;
     assert_eq!(v.as_array().unwrap().len(), 1);
     let (st, _) = s
@@ -311,6 +314,13 @@ async fn scan_profiles_tree_query_findings_and_bits() {
     assert!(v.as_object().unwrap().values().any(|n| n.as_u64().unwrap_or(0) > 0), "{v}");
     s.fails(Method::GET, "/acme/findings?severities=apocalyptic", None, 422).await;
     s.fails(Method::GET, "/acme/findings?only_muted=perhaps", None, 422).await;
+
+    // End to end: declared, observed, inferred, and read back as one tree around the port.
+    let (_, tree) = s.get(&format!("/acme/tree?reference={}&depth=1&{VT}", q(port))).await;
+    let finding = "Finding|IPPort|internet|192.0.2.7|tcp|3306|KAT-OPEN-DATABASE-PORT";
+    assert_eq!(tree["store"][finding]["object_type"], "Finding", "the inferred finding is in the tree: {tree}");
+    assert_eq!(tree["store"][ip]["scan_profile"]["level"], 2, "{tree}");
+    assert!(tree["root"]["children"]["address"].is_array(), "{tree}");
 
     let (st, v) = s.post("/acme/bits/recalculate", Value::Null).await;
     assert_eq!(st, 200);
@@ -412,4 +422,49 @@ async fn metrics_and_openapi() {
     }
     assert!(api["paths"]["/{client}/scan_profiles"]["put"].is_object());
     assert!(api["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn every_route_refuses_bad_input_with_a_message() {
+    let s = server(false, &["acme"]);
+    declare(&s, "acme", network()).await;
+    let bad_time = "valid_time=last%20tuesday";
+    let before = s.get("/acme/io/export").await.1;
+    for (method, uri, body, status) in [
+        (Method::GET, format!("/acme/objects?{bad_time}"), None, 422),
+        (Method::GET, "/acme/objects/random?amount=lots".to_owned(), None, 422),
+        (Method::GET, format!("/acme/objects/random?{bad_time}"), None, 422),
+        (Method::GET, "/acme/query-many?path=Network&sources=nonsense".to_owned(), None, 400),
+        (Method::GET, "/acme/query-many?sources=Network%7Cinternet".to_owned(), None, 422),
+        (Method::GET, "/acme/origins?source=nonsense".to_owned(), None, 400),
+        (Method::GET, "/acme/origins?limit=x".to_owned(), None, 422),
+        (Method::GET, format!("/acme/origin_parameters?{bad_time}"), None, 422),
+        (Method::GET, format!("/acme/scan_profiles?{bad_time}"), None, 422),
+        (
+            Method::POST,
+            "/acme/scan_profiles/save_many".to_owned(),
+            Some(json!([{"scan_profile_type": "declared", "reference": "Network|internet", "level": 5}])),
+            400,
+        ),
+        (Method::POST, "/acme/scan_profiles/save_many".to_owned(), Some(json!({"not": "a list"})), 422),
+        (Method::GET, format!("/acme/scan_profiles/recalculate?{bad_time}"), None, 422),
+        (Method::GET, "/acme/scan_profiles/inheritance?reference=Network%7Cnowhere".to_owned(), None, 404),
+        (Method::GET, "/acme/scan_profiles/inheritance".to_owned(), None, 422),
+        (Method::GET, format!("/acme/findings/count_by_severity?{bad_time}"), None, 422),
+        (Method::GET, "/acme/findings?order_by=colour".to_owned(), None, 422),
+        (Method::POST, "/ghost/bits/recalculate".to_owned(), None, 404),
+        (Method::GET, "/ghost/io/export".to_owned(), None, 404),
+        (Method::POST, "/ghost/io/import/add".to_owned(), Some(json!([])), 404),
+        (Method::POST, "/acme/declarations/save_many".to_owned(), Some(json!({"ooi": network()})), 422),
+        (Method::POST, "/acme/affirmations".to_owned(), Some(json!({})), 422),
+        (Method::POST, "/acme/objects/delete_many".to_owned(), Some(json!(["nonsense"])), 400),
+        (Method::DELETE, "/acme/".to_owned(), None, 422),
+        (Method::GET, "/acme/object-history".to_owned(), None, 422),
+        (Method::GET, "/acme/object-history?reference=Network%7Cinternet&indices=first".to_owned(), None, 422),
+        (Method::GET, "/acme/tree?reference=Network%7Cinternet&depth=99".to_owned(), None, 400),
+    ] {
+        s.fails(method, &uri, body, status).await;
+    }
+    // Nothing above wrote anything: the whole history is as it was.
+    assert_eq!(s.get("/acme/io/export").await.1, before);
 }

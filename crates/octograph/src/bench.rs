@@ -8,6 +8,30 @@ use octo_store::{AsOf, RedbStore, Store, StoreOptions, Timestamp, ValidTime};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Load the attack surface of `bench bits` into an organisation, serve it as `serve` does
+    /// (tokens on) and measure GET /object, GET /tree (depth 2) and POST /observations (10
+    /// ports) from a keep-alive client on loopback (docs/PERFORMANCE.md).
+    Server {
+        /// Hostnames of the attack surface; 20,000 make about a million objects.
+        #[arg(long, default_value_t = 20_000)]
+        hostnames: u32,
+        #[arg(long, default_value_t = 5)]
+        ports_per_address: u32,
+        /// Data directory; an organisation `bench` already there is reused (no load).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Seconds per scenario.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Concurrent connections for the reads.
+        #[arg(long, default_value_t = 16)]
+        read_connections: usize,
+        /// Concurrent connections for the writes.
+        #[arg(long, default_value_t = 4)]
+        write_connections: usize,
+        #[arg(long, default_value_t = 1024)]
+        cache_mb: usize,
+    },
     /// Load N versions in transactions of 10k into a fresh store and report puts/s, file size
     /// and a read check; run under `/usr/bin/time -v` for peak memory.
     Store {
@@ -48,6 +72,23 @@ pub enum BenchCommand {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Server {
+            hostnames,
+            ports_per_address,
+            dir,
+            duration,
+            read_connections,
+            write_connections,
+            cache_mb,
+        } => crate::bench_server::run(
+            hostnames,
+            ports_per_address,
+            dir,
+            duration,
+            read_connections,
+            write_connections,
+            cache_mb,
+        ),
         BenchCommand::Bits { hostnames, ports_per_address, samples, no_recalculate, without_bits, dir, cache_mb } => {
             crate::bench_bits::run(hostnames, ports_per_address, samples, !no_recalculate, !without_bits, dir, cache_mb)
         }

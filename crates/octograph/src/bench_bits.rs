@@ -13,12 +13,13 @@ use serde_json::{json, Value};
 
 const BATCH: usize = 10_000;
 
-fn address(i: u32) -> String {
+/// The address of the `i`th IP.
+pub fn address(i: u32) -> String {
     format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)
 }
 
-/// A tenth of the names are registered domains, each followed by nine subdomains of it.
-fn hostname(h: u32) -> String {
+/// The `h`th hostname: a tenth are registered domains, each followed by nine subdomains of it.
+pub fn hostname(h: u32) -> String {
     let domain = format!("d{}.nl", h / 10);
     match h % 10 {
         0 => domain,
@@ -26,7 +27,8 @@ fn hostname(h: u32) -> String {
     }
 }
 
-fn port_number(k: u32) -> u32 {
+/// The `k`th port of every address.
+pub fn port_number(k: u32) -> u32 {
     [80, 443, 25, 53, 22].get(k as usize).copied().unwrap_or(8000 + k)
 }
 
@@ -77,37 +79,23 @@ fn top(stats: &[octo_bits::engine::BitRunStats]) -> Vec<String> {
         .collect()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-pub fn run(
+/// Declares the synthetic attack surface (see `bench bits --help`) in batches; returns how many
+/// objects were declared and the seconds each phase took.
+pub fn load(
+    graph: &Graph,
+    catalog: &Catalog,
     hostnames: u32,
     ports_per_address: u32,
-    samples: usize,
-    recalculate: bool,
-    with_bits: bool,
-    dir: Option<PathBuf>,
-    cache_mb: usize,
-) -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("bits-bench.redb");
-    let store = Arc::new(RedbStore::open(&path, &StoreOptions { cache_bytes: cache_mb << 20 })?);
-    let catalog = Catalog::builtin();
-    let bits = builtin::all();
-    let every =
-        BitSwitches { enabled: bits.iter().map(|b| b.definition().id.clone()).collect(), disabled: Default::default() };
-    let engine = Arc::new(BitEngine::new(catalog.clone(), bits, every)?);
-    let graph = Graph::new(store.clone(), catalog.clone());
-    let graph = if with_bits { graph.with_inferrer(engine.clone()) } else { graph };
+) -> anyhow::Result<(u64, serde_json::Map<String, Value>)> {
     let mut phases = serde_json::Map::new();
-    let mut loader = Loader { graph: &graph, catalog: &catalog, pending: Vec::new(), declared: 0 };
-    let started = Instant::now();
+    let mut loader = Loader { graph, catalog, pending: Vec::new(), declared: 0 };
     let mut phase = |name: &str, t: Instant, loader: &mut Loader<'_>| -> anyhow::Result<()> {
         loader.flush()?;
         let secs = t.elapsed().as_secs_f64();
@@ -203,9 +191,35 @@ pub fn run(
             "hostname": format!("Hostname|internet|{name}"), "certificate": cert_key}))?;
     }
     phase("certificates", t, &mut loader)?;
+    Ok((loader.declared, phases))
+}
+
+pub fn run(
+    hostnames: u32,
+    ports_per_address: u32,
+    samples: usize,
+    recalculate: bool,
+    with_bits: bool,
+    dir: Option<PathBuf>,
+    cache_mb: usize,
+) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("bits-bench.redb");
+    let store = Arc::new(RedbStore::open(&path, &StoreOptions { cache_bytes: cache_mb << 20 })?);
+    let catalog = Catalog::builtin();
+    let bits = builtin::all();
+    let every =
+        BitSwitches { enabled: bits.iter().map(|b| b.definition().id.clone()).collect(), disabled: Default::default() };
+    let engine = Arc::new(BitEngine::new(catalog.clone(), bits, every)?);
+    let graph = Graph::new(store.clone(), catalog.clone());
+    let graph = if with_bits { graph.with_inferrer(engine.clone()) } else { graph };
+    let started = Instant::now();
+    let (declared, phases) = load(&graph, &catalog, hostnames, ports_per_address)?;
+    let ips = hostnames * 2;
     let load_secs = started.elapsed().as_secs_f64();
     let load_stats = engine.run_stats();
-    let declared = loader.declared;
 
     let at = AsOf::valid(Timestamp::now());
     let findings = graph.count_findings_by_severity(at)?;

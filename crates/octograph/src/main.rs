@@ -8,6 +8,7 @@
 
 mod bench;
 mod bench_bits;
+mod bench_server;
 mod config;
 
 use std::io::Read;

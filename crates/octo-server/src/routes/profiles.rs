@@ -140,13 +140,16 @@ pub(crate) async fn inheritance(
     blocking(move || {
         let r = p.reference("reference", g.catalog())?;
         let steps = g.inheritance(&r, Some(p.valid_time()?))?;
+        // Octopoes names, on each section after the first, the segment it was reached by.
         let out: Vec<Value> = steps
             .iter()
-            .map(|step| {
+            .enumerate()
+            .map(|(i, step)| {
+                let segment = i.checked_sub(1).map(|p| steps[p].relation.as_str()).filter(|r| !r.is_empty());
                 json!({
                     "reference": step.reference.as_str(),
                     "level": step.level,
-                    "segment": if step.relation.is_empty() { Value::Null } else { Value::String(step.relation.clone()) },
+                    "segment": segment,
                     "scan_profile_type": if step.declared { "declared" } else { "inherited" },
                 })
             })
