@@ -119,6 +119,20 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         .with_state(state)
 }
 
+/// The runtime the server runs on: one async worker per core, and a bounded pool for the graph
+/// calls. Few blocking threads keep each one's memory and caches warm (tokio's default of 512
+/// spreads a steady load over dozens of threads); writes queue on the store's single writer, so
+/// more threads than cores buys little.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .max_blocking_threads((4 * cores).max(8))
+        .thread_name("octograph")
+        .enable_all()
+        .build()
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets every
 /// request in flight (writes included) finish.
 pub async fn serve(

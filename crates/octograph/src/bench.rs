@@ -23,6 +23,9 @@ pub enum BenchCommand {
         /// Seconds per scenario.
         #[arg(long, default_value_t = 10)]
         duration: u64,
+        /// Seconds of the same load before each scenario, not recorded (warms the page cache).
+        #[arg(long, default_value_t = 10)]
+        warmup: u64,
         /// Concurrent connections for the reads.
         #[arg(long, default_value_t = 16)]
         read_connections: usize,
@@ -77,6 +80,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             ports_per_address,
             dir,
             duration,
+            warmup,
             read_connections,
             write_connections,
             cache_mb,
@@ -85,6 +89,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             ports_per_address,
             dir,
             duration,
+            warmup,
             read_connections,
             write_connections,
             cache_mb,

@@ -108,7 +108,13 @@ async fn scenario(
             stream.set_nodelay(true)?;
             let (read, mut write) = stream.into_split();
             let mut read = BufReader::new(read);
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
+            // A fresh seed per run: a repeated sequence would find every observation already saved
+            // by the previous run, and time no-ops.
+            let seed = {
+                use std::hash::{BuildHasher, Hasher};
+                std::collections::hash_map::RandomState::new().build_hasher().finish()
+            };
+            let mut rng = Rng((seed ^ (c as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D)) | 1);
             let (mut latencies, mut errors, mut body) = (Vec::new(), 0usize, Vec::new());
             while started.elapsed() < duration {
                 let request = make(&mut rng);
@@ -143,6 +149,7 @@ pub fn run(
     ports_per_address: u32,
     dir: Option<PathBuf>,
     duration_secs: u64,
+    warmup_secs: u64,
     read_connections: usize,
     write_connections: usize,
     cache_mb: usize,
@@ -179,8 +186,8 @@ pub fn run(
     let config = octo_server::ServerConfig::default();
     let app = octo_server::app(state, &config);
 
-    // The server on two worker threads, as `serve` on this machine; the client apart.
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    // The server on the runtime `serve` uses; the client on threads of its own.
+    let server_rt = octo_server::runtime()?;
     let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -190,6 +197,7 @@ pub fn run(
     let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let ips = hostnames * 2;
     let duration = Duration::from_secs(duration_secs);
+    let warmup = Duration::from_secs(warmup_secs);
     let auth = format!("Authorization: Bearer {token}\r\n");
 
     let head = {
@@ -247,6 +255,10 @@ pub fn run(
         ("get_tree_depth_2", read_connections, tree),
         ("post_observations_10", write_connections, observe),
     ] {
+        if !warmup.is_zero() {
+            // Not recorded: fills the store's page cache, as a server that has run a while has it.
+            client_rt.block_on(scenario(name, addr, connections, warmup, make.clone()))?;
+        }
         let s = client_rt.block_on(scenario(name, addr, connections, duration, make))?;
         eprintln!(
             "{}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
@@ -263,6 +275,7 @@ pub fn run(
     println!(
         "{}",
         json!({"objects": objects, "hostnames": hostnames, "duration_seconds": duration_secs,
+            "warmup_seconds": warmup_secs, "cache_mb": cache_mb,
             "read_connections": read_connections, "write_connections": write_connections, "results": results})
     );
     Ok(())

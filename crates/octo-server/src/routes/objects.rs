@@ -1,6 +1,7 @@
 //! Objects: list, get, history, random, query, tree, delete.
 
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use octo_graph::{ListOrder, ListQuery, QueryResult};
 use octo_model::{Catalog, Reference};
@@ -328,7 +329,7 @@ pub(crate) async fn delete_many(
         ("types" = Option<Vec<String>>, Query, description = "Only neighbours of these types"), ("valid_time" = Option<String>, Query)),
     responses((status = 200, description = "{root, store}", body = serde_json::Value),
         (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
-pub(crate) async fn tree(State(s): State<AppState>, Path(client): Path<String>, p: Params) -> ApiResult<Json<Value>> {
+pub(crate) async fn tree(State(s): State<AppState>, Path(client): Path<String>, p: Params) -> ApiResult<Response> {
     let g = s.graph(&client)?;
     blocking(move || {
         let r = p.reference("reference", g.catalog())?;
@@ -339,7 +340,10 @@ pub(crate) async fn tree(State(s): State<AppState>, Path(client): Path<String>, 
             return Err(ApiError::bad_request(format!("depth {depth} is more than 16")));
         }
         let tree = g.tree(&r, depth, &types, p.as_of()?)?;
-        serde_json::to_value(&tree).map(Json).map_err(|e| ApiError::internal(e.to_string()))
+        // Straight to bytes: a tree is the largest common answer, and building a JSON value
+        // first would serialise it twice.
+        let bytes = serde_json::to_vec(&tree).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response())
     })
     .await
 }
