@@ -5,13 +5,24 @@
 pub enum StoreError {
     /// The storage engine reported an error (I/O, a full disk, a lock held by another process).
     #[error("storage engine: {0}")]
-    Engine(#[from] redb::Error),
+    Engine(redb::Error),
+    /// Another process has the store open (the embedded engine allows one).
+    #[error("the store {0} is open in another process (a running `octograph serve`?); stop it first")]
+    InUse(std::path::PathBuf),
     /// Stored bytes do not decode: the file is damaged or from an incompatible version.
     #[error("corrupt store: {0}")]
     Corrupt(String),
     /// The caller asked for something impossible (an empty valid-time range, say).
     #[error("invalid request: {0}")]
     Invalid(String),
+}
+
+// By hand rather than `#[from]`, which would also make the engine's error the `source`: its text
+// is already in the message, and error reports print the chain.
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        StoreError::Engine(e)
+    }
 }
 
 impl StoreError {

@@ -66,7 +66,10 @@ impl EventSignal {
 impl RedbStore {
     /// Opens (or creates) the store file at `path`.
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Self> {
-        let db = Database::builder().set_cache_size(options.cache_bytes).create(path).map_err(StoreError::engine)?;
+        let db = Database::builder().set_cache_size(options.cache_bytes).create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_owned()),
+            other => StoreError::engine(other),
+        })?;
         let tx = db.begin_write().map_err(StoreError::engine)?;
         {
             tx.open_table(VERSIONS).map_err(StoreError::engine)?;
