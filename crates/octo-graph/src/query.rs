@@ -92,7 +92,7 @@ fn serialize_store<S: serde::Serializer>(store: &BTreeMap<Reference, Ooi>, s: S)
     use serde::ser::SerializeMap;
     let mut map = s.serialize_map(Some(store.len()))?;
     for (k, v) in store {
-        map.serialize_entry(k.as_str(), &v.to_json())?;
+        map.serialize_entry(k.as_str(), v)?;
     }
     map.end()
 }
@@ -333,7 +333,10 @@ impl Graph {
             let candidates: Vec<String> = snap
                 .referrer_keys(reference.as_str())?
                 .into_iter()
-                .filter(|k| types.iter().any(|t| Reference::from_trusted(k.as_str()).type_name() == t))
+                .filter(|k| {
+                    let type_name = k.split('|').next().unwrap_or_default();
+                    types.iter().any(|t| t == type_name)
+                })
                 .collect();
             let referrers = snap.referrers_among(reference.as_str(), &candidates, at)?;
             for rv in referrers {

@@ -87,6 +87,23 @@ impl Ooi {
     }
 }
 
+/// The same document as [`Ooi::to_json`], written straight to the serializer: a tree or a page
+/// of objects is serialised without building a JSON value per object first.
+impl Serialize for Ooi {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(4 + self.fields.len()))?;
+        map.serialize_entry("object_type", &self.object_type)?;
+        map.serialize_entry("scan_profile", &self.scan_profile)?;
+        map.serialize_entry("user_id", &self.user_id)?;
+        map.serialize_entry("primary_key", self.primary_key.as_str())?;
+        for (name, v) in &self.fields {
+            map.serialize_entry(name, &v.to_json())?;
+        }
+        map.end()
+    }
+}
+
 impl Catalog {
     /// Builds an object from a JSON document in Octopoes' shape (`object_type` plus fields).
     ///

@@ -325,3 +325,20 @@ fn bad_schema_files_name_the_file() {
         assert!(msg.contains("user/a.toml") && msg.contains(needle), "'{msg}' lacks '{needle}'");
     }
 }
+
+#[test]
+fn serialising_an_object_writes_its_json_document() {
+    let catalog = Catalog::builtin();
+    for doc in [
+        json!({"object_type": "Hostname", "network": "Network|internet", "name": "Example.COM"}),
+        json!({"object_type": "IPPort", "address": "IPAddressV4|internet|192.0.2.1", "protocol": "tcp", "port": 443,
+               "state": "open", "user_id": 7,
+               "scan_profile": {"scan_profile_type": "declared", "reference": "IPPort|internet|192.0.2.1|tcp|443", "level": 2}}),
+        json!({"object_type": "HTTPHeader", "resource": "HTTPResource|internet|192.0.2.1|tcp|443|https|internet|a.nl|https|internet|a.nl|443|/",
+               "key": "X-List", "value": "a|b%c"}),
+    ] {
+        let ooi = catalog.ooi_from_json(&doc).unwrap();
+        assert_eq!(serde_json::to_value(&ooi).unwrap(), ooi.to_json(), "{doc}");
+        assert_eq!(serde_json::to_string(&ooi).unwrap(), ooi.to_json().to_string(), "same order too: {doc}");
+    }
+}

@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use octo_graph::{FindingQuery, SEVERITIES};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::DEFAULT_LIMIT;
 use crate::error::{ApiError, ApiResult};
@@ -21,7 +21,7 @@ pub(crate) async fn list_findings(
     State(s): State<AppState>,
     Path(client): Path<String>,
     p: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<octo_graph::Page<octo_model::Ooi>>> {
     let g = s.graph(&client)?;
     blocking(move || {
         let mut q = FindingQuery::default();
@@ -51,8 +51,7 @@ pub(crate) async fn list_findings(
         };
         q.offset = p.usize_or("offset", 0)?;
         q.limit = p.usize_or("limit", DEFAULT_LIMIT)?;
-        let page = g.list_findings(&q, p.as_of()?)?;
-        Ok(Json(json!({"count": page.count, "items": page.items.iter().map(|o| o.to_json()).collect::<Vec<_>>()})))
+        Ok(Json(g.list_findings(&q, p.as_of()?)?))
     })
     .await
 }

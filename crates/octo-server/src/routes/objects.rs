@@ -51,7 +51,7 @@ pub(crate) async fn list_objects(
     State(s): State<AppState>,
     Path(client): Path<String>,
     p: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<octo_graph::Page<octo_model::Ooi>>> {
     let g = s.graph(&client)?;
     blocking(move || {
         let types = p.all("types");
@@ -79,8 +79,7 @@ pub(crate) async fn list_objects(
             offset: p.usize_or("offset", 0)?,
             limit: p.usize_or("limit", 20)?,
         };
-        let page = g.list_objects(&q, p.as_of()?)?;
-        Ok(Json(json!({"count": page.count, "items": page.items.iter().map(|o| o.to_json()).collect::<Vec<_>>()})))
+        Ok(Json(g.list_objects(&q, p.as_of()?)?))
     })
     .await
 }
@@ -177,11 +176,11 @@ pub(crate) async fn get_object(
     State(s): State<AppState>,
     Path(client): Path<String>,
     p: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let g = s.graph(&client)?;
     blocking(move || {
         let r = p.reference("reference", g.catalog())?;
-        Ok(Json(g.get(&r, p.as_of()?)?.to_json()))
+        Ok(Json(g.get(&r, p.as_of()?)?).into_response())
     })
     .await
 }
