@@ -101,6 +101,33 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T>
     }
 }
 
+/// A read of an organisation's graph, on the blocking pool.
+pub(crate) async fn read<T: Send + 'static>(
+    s: &AppState,
+    client: &str,
+    f: impl FnOnce(&Graph) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let g = s.graph(client)?;
+    blocking(move || f(&g)).await
+}
+
+/// A write to an organisation's graph, on the blocking pool: what it did is counted in the
+/// metrics, and the answer is Octopoes' `null`.
+pub(crate) async fn write(
+    s: &AppState,
+    client: &str,
+    f: impl FnOnce(&Graph) -> ApiResult<octo_graph::Outcome> + Send + 'static,
+) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
+    let g = s.graph(client)?;
+    let (state, client) = (s.clone(), client.to_owned());
+    blocking(move || {
+        let outcome = f(&g)?;
+        state.shared().metrics.observe_outcome(&client, &outcome);
+        Ok(ok_null())
+    })
+    .await
+}
+
 /// The whole application: routes, `/openapi.json`, metrics and authentication.
 pub fn app(state: AppState, config: &ServerConfig) -> Router {
     let (router, api) = routes::router().split_for_parts();

@@ -8,7 +8,7 @@ use octo_graph::{GraphError, OriginQuery, OriginType};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::{blocking, ok_null, AppState};
+use crate::{blocking, ok_null, read, write, AppState};
 
 fn health_json(service: &str, healthy: bool, additional: Value, results: Vec<Value>) -> Value {
     json!({
@@ -32,8 +32,7 @@ pub(crate) async fn root_health() -> Json<Value> {
     params(("client" = String, Path)),
     responses((status = 200, description = "ServiceHealth", body = serde_json::Value), (status = 404, body = super::ErrorBody)))]
 pub(crate) async fn health(State(s): State<AppState>, Path(client): Path<String>) -> ApiResult<Json<Value>> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    read(&s, &client, move |g| {
         let store = match g.store().snapshot().and_then(|snap| snap.last_tx()) {
             Ok(last) => health_json(
                 "store",
@@ -90,10 +89,8 @@ pub(crate) async fn delete_node(
     params(("client" = String, Path)),
     responses((status = 200, description = "Number of inference origins", body = usize)))]
 pub(crate) async fn recalculate_bits(State(s): State<AppState>, Path(client): Path<String>) -> ApiResult<Json<usize>> {
-    let g = s.graph(&client)?;
-    blocking(move || {
-        let outcome = g.recalculate_bits(None)?;
-        s.shared().metrics.observe_outcome(&client, &outcome);
+    let _null = write(&s, &client, |g| Ok(g.recalculate_bits(None)?)).await?;
+    read(&s, &client, |g| {
         let q = OriginQuery { origin_type: Some(OriginType::Inference), ..OriginQuery::default() };
         Ok(Json(g.list_origins(&q, octo_store::AsOf::now())?.len()))
     })

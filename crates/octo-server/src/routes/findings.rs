@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::DEFAULT_LIMIT;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
-use crate::{blocking, AppState};
+use crate::{read, AppState};
 
 /// Findings with their severities, paged.
 #[utoipa::path(get, path = "/{client}/findings", tag = "Findings",
@@ -22,8 +22,7 @@ pub(crate) async fn list_findings(
     Path(client): Path<String>,
     p: Params,
 ) -> ApiResult<Json<octo_graph::Page<octo_model::Ooi>>> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    read(&s, &client, move |g| {
         let mut q = FindingQuery::default();
         let severities = p.all("severities");
         if !severities.is_empty() {
@@ -65,8 +64,7 @@ pub(crate) async fn count_by_severity(
     Path(client): Path<String>,
     p: Params,
 ) -> ApiResult<Json<Value>> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    read(&s, &client, move |g| {
         let counts = g.count_findings_by_severity(p.as_of()?)?;
         serde_json::to_value(counts).map(Json).map_err(|e| ApiError::internal(e.to_string()))
     })

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::DEFAULT_LIMIT;
 use crate::error::{ApiError, ApiResult};
 use crate::params::{parse_reference, Body, Params};
-use crate::{blocking, ok_null, AppState};
+use crate::{read, write, AppState};
 
 /// Checks type names against the catalogue (400 for an unknown one).
 pub(crate) fn check_types(catalog: &Catalog, types: &[&str]) -> ApiResult<Vec<String>> {
@@ -52,8 +52,7 @@ pub(crate) async fn list_objects(
     Path(client): Path<String>,
     p: Params,
 ) -> ApiResult<Json<octo_graph::Page<octo_model::Ooi>>> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    read(&s, &client, move |g| {
         let types = p.all("types");
         let types = if types.is_empty() { vec!["OOI".to_owned()] } else { check_types(g.catalog(), &types)? };
         let order_by = match one_of(&p, "order_by", &["object_type", "scan_level"], "object_type")? {
@@ -96,8 +95,7 @@ fn query_result(r: &QueryResult) -> Value {
     responses((status = 200, description = "Objects, or field values", body = serde_json::Value),
         (status = 400, body = super::ErrorBody)))]
 pub(crate) async fn query(State(s): State<AppState>, Path(client): Path<String>, p: Params) -> ApiResult<Json<Value>> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    read(&s, &client, move |g| {
         let path = p.required("path")?;
         let source = p.get("source").map(|k| parse_reference(k, g.catalog())).transpose()?;
         let out =
@@ -118,8 +116,7 @@ pub(crate) async fn query_many(
     Path(client): Path<String>,
     p: Params,
 ) -> ApiResult<Json<Value>> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    read(&s, &client, move |g| {
         let path = p.required("path")?;
         let sources: Vec<Reference> =
             p.all("sources").into_iter().map(|k| parse_reference(k, g.catalog())).collect::<ApiResult<_>>()?;
@@ -147,8 +144,7 @@ pub(crate) async fn load_bulk(
     p: Params,
     Body(keys): Body<Vec<String>>,
 ) -> ApiResult<Json<Value>> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    read(&s, &client, move |g| {
         let at = p.as_of()?;
         let mut out = Map::new();
         for k in keys {
@@ -177,8 +173,7 @@ pub(crate) async fn get_object(
     Path(client): Path<String>,
     p: Params,
 ) -> ApiResult<Response> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    read(&s, &client, move |g| {
         let r = p.reference("reference", g.catalog())?;
         Ok(Json(g.get(&r, p.as_of()?)?).into_response())
     })
@@ -197,8 +192,7 @@ pub(crate) async fn object_history(
     Path(client): Path<String>,
     p: Params,
 ) -> ApiResult<Json<Value>> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    read(&s, &client, move |g| {
         let r = p.reference("reference", g.catalog())?;
         let descending = one_of(&p, "sort_order", &["asc", "desc"], "asc")? == "desc";
         let with_docs = p.bool_or("with_docs", false)?;
@@ -272,8 +266,7 @@ pub(crate) async fn random_objects(
     Path(client): Path<String>,
     p: Params,
 ) -> ApiResult<Json<Value>> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    read(&s, &client, move |g| {
         let out = g.random_objects(p.usize_or("amount", 1)?, &p.scan_levels("scan_level")?, p.as_of()?)?;
         Ok(Json(Value::Array(out.iter().map(|o| o.to_json()).collect())))
     })
@@ -289,13 +282,9 @@ pub(crate) async fn delete_object(
     Path(client): Path<String>,
     p: Params,
 ) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
-    let g = s.graph(&client)?;
-    let state = s.clone();
-    blocking(move || {
+    write(&s, &client, move |g| {
         let r = p.reference("reference", g.catalog())?;
-        let outcome = g.delete_object(&r, Some(p.valid_time()?))?;
-        state.shared().metrics.observe_outcome(&client, &outcome);
-        Ok(ok_null())
+        Ok(g.delete_object(&r, Some(p.valid_time()?))?)
     })
     .await
 }
@@ -311,13 +300,9 @@ pub(crate) async fn delete_many(
     p: Params,
     Body(keys): Body<Vec<String>>,
 ) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
-    let g = s.graph(&client)?;
-    let state = s.clone();
-    blocking(move || {
+    write(&s, &client, move |g| {
         let refs: Vec<Reference> = keys.iter().map(|k| parse_reference(k, g.catalog())).collect::<ApiResult<_>>()?;
-        let outcome = g.delete_objects(&refs, Some(p.valid_time()?))?;
-        state.shared().metrics.observe_outcome(&client, &outcome);
-        Ok(ok_null())
+        Ok(g.delete_objects(&refs, Some(p.valid_time()?))?)
     })
     .await
 }
@@ -329,8 +314,7 @@ pub(crate) async fn delete_many(
     responses((status = 200, description = "{root, store}", body = serde_json::Value),
         (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub(crate) async fn tree(State(s): State<AppState>, Path(client): Path<String>, p: Params) -> ApiResult<Response> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    read(&s, &client, move |g| {
         let r = p.reference("reference", g.catalog())?;
         let types: Vec<&str> = p.all("types").into_iter().filter(|t| *t != "OOI").collect();
         let types = check_types(g.catalog(), &types)?;

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::{parse_reference, parse_time, Body, Params};
-use crate::{blocking, ok_null, AppState};
+use crate::{blocking, read, write, AppState};
 
 fn origin_type(s: &str) -> ApiResult<OriginType> {
     match s {
@@ -37,8 +37,7 @@ pub(crate) async fn list_origins(
     Path(client): Path<String>,
     p: Params,
 ) -> ApiResult<Json<Value>> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    read(&s, &client, move |g| {
         let methods: Vec<String> = p.all("method").into_iter().map(str::to_owned).collect();
         let q = OriginQuery {
             source: p.get("source").map(|k| parse_reference(k, g.catalog())).transpose()?,
@@ -68,14 +67,7 @@ pub(crate) async fn delete_origin(
     Path(client): Path<String>,
     p: Params,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let g = s.graph(&client)?;
-    let state = s.clone();
-    blocking(move || {
-        let outcome = g.delete_origin(p.required("origin_id")?, Some(p.valid_time()?))?;
-        state.shared().metrics.observe_outcome(&client, &outcome);
-        Ok(ok_null())
-    })
-    .await
+    write(&s, &client, move |g| Ok(g.delete_origin(p.required("origin_id")?, Some(p.valid_time()?))?)).await
 }
 
 /// The parameter objects of inference origins (found by walking the bit's paths now, not
@@ -153,9 +145,7 @@ pub(crate) async fn save_observation(
     Path(client): Path<String>,
     Body(body): Body<ObservationBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let g = s.graph(&client)?;
-    let state = s.clone();
-    blocking(move || {
+    write(&s, &client, move |g| {
         let observation = Observation {
             method: body.method,
             source: parse_reference(&body.source, g.catalog())?,
@@ -164,9 +154,7 @@ pub(crate) async fn save_observation(
             task_id: body.task_id,
             valid_time: body_time("valid_time", body.valid_time.as_deref())?,
         };
-        let outcome = g.save_observation(observation)?;
-        state.shared().metrics.observe_outcome(&client, &outcome);
-        Ok(ok_null())
+        Ok(g.save_observation(observation)?)
     })
     .await
 }
@@ -210,14 +198,7 @@ pub(crate) async fn save_declaration(
     Path(client): Path<String>,
     Body(body): Body<DeclarationBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let g = s.graph(&client)?;
-    let state = s.clone();
-    blocking(move || {
-        let outcome = g.save_declaration(declaration(g.catalog(), body)?)?;
-        state.shared().metrics.observe_outcome(&client, &outcome);
-        Ok(ok_null())
-    })
-    .await
+    write(&s, &client, move |g| Ok(g.save_declaration(declaration(g.catalog(), body)?)?)).await
 }
 
 /// Declare many objects in one transaction (all or none).
@@ -229,14 +210,10 @@ pub(crate) async fn save_many_declarations(
     Path(client): Path<String>,
     Body(body): Body<Vec<DeclarationBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let g = s.graph(&client)?;
-    let state = s.clone();
-    blocking(move || {
+    write(&s, &client, move |g| {
         let declarations: Vec<Declaration> =
             body.into_iter().map(|d| declaration(g.catalog(), d)).collect::<ApiResult<_>>()?;
-        let outcome = g.save_declarations(&declarations)?;
-        state.shared().metrics.observe_outcome(&client, &outcome);
-        Ok(ok_null())
+        Ok(g.save_declarations(&declarations)?)
     })
     .await
 }
@@ -270,9 +247,7 @@ pub(crate) async fn save_affirmation(
     Path(client): Path<String>,
     Body(body): Body<AffirmationBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let g = s.graph(&client)?;
-    let state = s.clone();
-    blocking(move || {
+    write(&s, &client, move |g| {
         let affirmation = Affirmation {
             ooi: ooi(g.catalog(), &body.ooi)?,
             method: body.method.unwrap_or_else(|| "hydration".into()),
@@ -280,9 +255,7 @@ pub(crate) async fn save_affirmation(
             task_id: body.task_id,
             valid_time: body_time("valid_time", body.valid_time.as_deref())?,
         };
-        let outcome = g.save_affirmation(affirmation)?;
-        state.shared().metrics.observe_outcome(&client, &outcome);
-        Ok(ok_null())
+        Ok(g.save_affirmation(affirmation)?)
     })
     .await
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::{parse_reference, Body, Params};
-use crate::{blocking, ok_null, AppState};
+use crate::{read, write, AppState};
 
 /// A scan profile as Octopoes sends it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -55,8 +55,7 @@ pub(crate) async fn list_scan_profiles(
     Path(client): Path<String>,
     p: Params,
 ) -> ApiResult<Json<Value>> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    read(&s, &client, move |g| {
         let profiles = g.list_scan_profiles(p.get("scan_profile_type"), p.as_of()?)?;
         serde_json::to_value(profiles).map(Json).map_err(|e| ApiError::internal(e.to_string()))
     })
@@ -95,15 +94,12 @@ async fn save_profiles(
     p: Params,
     bodies: Vec<ScanProfileBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    write(&s, &client, move |g| {
         let parsed: Vec<_> = bodies.iter().map(|b| profile(g.catalog(), b)).collect::<ApiResult<_>>()?;
         // One user per call in the graph's API; Octopoes' clients send the same one throughout.
         let user_id = parsed.iter().find_map(|(_, _, u)| *u);
         let levels: Vec<(Reference, Option<u8>)> = parsed.into_iter().map(|(r, l, _)| (r, l)).collect();
-        let outcome = g.set_scan_profiles(&levels, user_id, Some(p.valid_time()?))?;
-        s.shared().metrics.observe_outcome(&client, &outcome);
-        Ok(ok_null())
+        Ok(g.set_scan_profiles(&levels, user_id, Some(p.valid_time()?))?)
     })
     .await
 }
@@ -117,13 +113,7 @@ pub(crate) async fn recalculate_scan_profiles(
     Path(client): Path<String>,
     p: Params,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let g = s.graph(&client)?;
-    blocking(move || {
-        let outcome = g.recalculate_scan_profiles(Some(p.valid_time()?))?;
-        s.shared().metrics.observe_outcome(&client, &outcome);
-        Ok(ok_null())
-    })
-    .await
+    write(&s, &client, move |g| Ok(g.recalculate_scan_profiles(Some(p.valid_time()?))?)).await
 }
 
 /// The chain of objects that explains an object's level, ending at a declared one.
@@ -136,8 +126,7 @@ pub(crate) async fn inheritance(
     Path(client): Path<String>,
     p: Params,
 ) -> ApiResult<Json<Value>> {
-    let g = s.graph(&client)?;
-    blocking(move || {
+    read(&s, &client, move |g| {
         let r = p.reference("reference", g.catalog())?;
         let steps = g.inheritance(&r, Some(p.valid_time()?))?;
         // Octopoes names, on each section after the first, the segment it was reached by.
