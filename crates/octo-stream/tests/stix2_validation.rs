@@ -1,0 +1,95 @@
+//! Every mapped object validates with the reference implementation: the `stix2` Python library
+//! parses it and `stix2-validator` accepts it. The test makes its own virtualenv (under the
+//! target directory, kept between runs) with both from PyPI; it needs `python3`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use octo_model::Catalog;
+use octo_stream::stix::{extension_definition, organisation_identity, to_stix};
+use serde_json::{json, Value};
+
+fn python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("stix2-venv");
+    let python = venv.join("bin/python");
+    let ready = venv.join("ready");
+    if !ready.exists() {
+        let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 is needed");
+        assert!(ok.success(), "python3 -m venv failed");
+        let ok = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "stix2==3.0.2", "stix2-validator==3.2.0"])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "pip install stix2 stix2-validator failed");
+        std::fs::write(&ready, "").unwrap();
+    }
+    python
+}
+
+const CHECK: &str = r#"
+import json, sys
+import stix2
+from stix2validator import validate_instance, ValidationOptions
+objects = json.load(open(sys.argv[1]))
+bad = 0
+for obj in objects:
+    try:
+        stix2.parse(obj, allow_custom=True)
+    except Exception as e:
+        print("stix2.parse", obj["id"], e); bad += 1; continue
+    result = validate_instance(obj, ValidationOptions(strict=False))
+    if not result.is_valid:
+        print("validator", obj["id"], [str(e) for e in result.errors]); bad += 1
+print(len(objects), "objects,", bad, "invalid")
+sys.exit(1 if bad else 0)
+"#;
+
+fn samples(catalog: &Catalog) -> Vec<Value> {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/attack-surface.json");
+    let mut docs: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
+    docs.extend([
+        json!({"object_type": "IPAddressV6", "network": "Network|internet", "address": "2001:db8::1"}),
+        json!({"object_type": "URL", "network": "Network|internet", "raw": "https://example.com/a"}),
+        json!({"object_type": "AutonomousSystem", "number": "64500", "name": "EXAMPLE-AS"}),
+        json!({"object_type": "X509Certificate", "issuer": "Example CA", "serial_number": "0a1b2c", "subject": "example.com",
+               "valid_from": "2026-01-01T00:00:00", "valid_until": "2027-01-01T00:00:00"}),
+        json!({"object_type": "CVEFindingType", "id": "CVE-2021-41773", "description": "Path traversal in Apache 2.4.49"}),
+        json!({"object_type": "Finding", "ooi": "Hostname|internet|example.com", "finding_type": "CVEFindingType|CVE-2021-41773",
+               "description": "Apache 2.4.49"}),
+    ]);
+    docs.iter().map(|d| catalog.ooi_from_json(d).unwrap().to_json()).collect()
+}
+
+#[test]
+fn mapped_objects_validate_with_stix2() {
+    let catalog = Catalog::builtin();
+    let mut objects = vec![extension_definition(), organisation_identity("acme", "2026-11-23T10:00:00Z")];
+    for doc in samples(&catalog) {
+        objects.extend(to_stix(&doc, &catalog, "2026-11-23T10:00:00Z"));
+    }
+    let types: std::collections::BTreeSet<&str> = objects.iter().filter_map(|o| o["type"].as_str()).collect();
+    for t in [
+        "ipv4-addr",
+        "ipv6-addr",
+        "domain-name",
+        "network-traffic",
+        "software",
+        "url",
+        "x509-certificate",
+        "autonomous-system",
+        "note",
+        "vulnerability",
+        "identity",
+        "relationship",
+        "x-octograph-object",
+    ] {
+        assert!(types.contains(t), "no {t} among the samples: {types:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("objects.json");
+    std::fs::write(&file, serde_json::to_vec(&objects).unwrap()).unwrap();
+    let out = Command::new(python()).args(["-c", CHECK]).arg(&file).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("{} objects, 0 invalid", objects.len())), "{text}");
+}
