@@ -71,12 +71,35 @@ pub struct Shared {
     pub tokens: Option<Arc<Tokens>>,
     /// The metrics.
     pub metrics: Arc<Metrics>,
+    /// How long a change stream stays silent before it sends a heartbeat, in milliseconds.
+    heartbeat_ms: std::sync::atomic::AtomicU64,
+    /// What wakes change streams when a log grows.
+    pub(crate) watchers: routes::stream::Watchers,
 }
 
 impl AppState {
     /// State over organisations, with or without bits and tokens.
     pub fn new(organisations: Arc<Organisations>, engine: Option<Arc<BitEngine>>, tokens: Option<Arc<Tokens>>) -> Self {
-        AppState(Arc::new(Shared { organisations, engine, tokens, metrics: Arc::new(Metrics::new()) }))
+        AppState(Arc::new(Shared {
+            organisations,
+            engine,
+            tokens,
+            metrics: Arc::new(Metrics::new()),
+            heartbeat_ms: std::sync::atomic::AtomicU64::new(5_000),
+            watchers: Default::default(),
+        }))
+    }
+
+    /// Sets how long a change stream stays silent before a heartbeat (5 s unless set; OpenCTI's
+    /// interval). Streams opened afterwards use it.
+    pub fn set_heartbeat(&self, heartbeat: std::time::Duration) {
+        let ms = u64::try_from(heartbeat.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.0.heartbeat_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The heartbeat interval of change streams.
+    pub fn heartbeat(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0.heartbeat_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// The shared parts.

@@ -6,6 +6,7 @@ mod findings;
 mod objects;
 mod origins;
 mod profiles;
+pub(crate) mod stream;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -81,4 +82,5 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::export))
         .routes(routes!(admin::import_add))
         .routes(routes!(admin::import_new))
+        .routes(routes!(stream::stream))
 }

@@ -1,0 +1,92 @@
+//! Graph events as stream messages, in OpenCTI's live-stream shape: `{version, type, scope,
+//! data, message, origin, context}` with `data` the STIX object.
+
+use octo_model::Catalog;
+use octo_store::{Event, EventId};
+use serde_json::{json, Value as Json};
+
+use crate::stix::to_stix;
+
+/// One message of the stream, ready to frame as a server-sent event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamMessage {
+    /// The event it comes from (the SSE `id:`, which a consumer resumes after).
+    pub id: EventId,
+    /// `create`, `update` or `delete` (the SSE `event:`).
+    pub kind: &'static str,
+    /// The `data:` JSON.
+    pub data: Json,
+}
+
+/// The messages of whole transactions' events, in order. Events of records that are not
+/// objects (origins, scan profiles, settings) make no message; the consumer's position still
+/// moves past them through heartbeats. A delete lists, in `context.deletions`, the other objects
+/// the same transaction deleted (a garbage-collection cascade arrives as one story).
+pub fn messages(events: &[Event], catalog: &Catalog) -> Vec<StreamMessage> {
+    let changes: Vec<(EventId, u64, Json)> = events
+        .iter()
+        .filter_map(|e| {
+            let change: Json = serde_json::from_slice(&e.payload).ok()?;
+            (change.get("entity").and_then(Json::as_str) == Some("ooi")).then_some((e.id, e.tx_id, change))
+        })
+        .collect();
+    let stix_of = |doc: &Json, when: &str| to_stix(doc, catalog, when).into_iter().next();
+    let mut out = Vec::with_capacity(changes.len());
+    for (id, tx_id, change) in &changes {
+        let when = change.get("valid_time").and_then(Json::as_str).unwrap_or_default();
+        let key = change.get("key").and_then(Json::as_str).unwrap_or_default();
+        let cause = change.get("cause").cloned().unwrap_or(Json::Null);
+        let old = change.get("old").filter(|v| !v.is_null()).and_then(|d| stix_of(d, when));
+        let new = change.get("new").filter(|v| !v.is_null()).and_then(|d| stix_of(d, when));
+        let (kind, data, context) = match (old, new) {
+            (None, Some(new)) => ("create", new, json!({})),
+            (Some(old), Some(new)) => {
+                let patch = json_patch::diff(&old, &new);
+                let reverse = json_patch::diff(&new, &old);
+                ("update", new, json!({"patch": patch, "reverse_patch": reverse}))
+            }
+            (Some(old), None) => {
+                let deletions: Vec<Json> = changes
+                    .iter()
+                    .filter(|(other, tx, c)| tx == tx_id && other != id && c.get("new").is_none_or(Json::is_null))
+                    .filter_map(|(_, _, c)| c.get("old").and_then(|d| stix_of(d, when)))
+                    .filter_map(|o| o.get("id").cloned())
+                    .collect();
+                ("delete", old, json!({"deletions": deletions}))
+            }
+            (None, None) => continue,
+        };
+        let stix_type = data.get("type").and_then(Json::as_str).unwrap_or("object").to_owned();
+        let message = match kind {
+            "create" => format!("creates {stix_type} {key}"),
+            "update" => format!("updates {stix_type} {key}"),
+            _ => format!("deletes {stix_type} {key}"),
+        };
+        out.push(StreamMessage {
+            id: *id,
+            kind,
+            data: json!({
+                "version": "4", "type": kind, "scope": "external", "data": data, "message": message,
+                "origin": {"cause": cause, "valid_time": when}, "context": context,
+            }),
+        });
+    }
+    out
+}
+
+/// The events up to the last whole transaction: a batch read with a limit may end inside one,
+/// and its tail must wait for the next read so a delete can list all of its cascade. `complete`
+/// says the read reached the end of the log (transactions commit whole, so then none is cut).
+pub fn whole_transactions(events: &[Event], complete: bool) -> &[Event] {
+    if complete || events.is_empty() {
+        return events;
+    }
+    let last_tx = events[events.len() - 1].tx_id;
+    let cut = events.iter().rposition(|e| e.tx_id != last_tx).map_or(0, |i| i + 1);
+    if cut == 0 {
+        // One transaction larger than the batch: send it as it is rather than never.
+        events
+    } else {
+        &events[..cut]
+    }
+}
