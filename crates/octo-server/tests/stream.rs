@@ -129,23 +129,35 @@ async fn replay_then_live_then_resume_anywhere_without_gap_or_duplicate() {
     };
     assert!(beat2.id.as_deref() > beat.id.as_deref());
 
-    // Resume after every position: exactly what follows it, nothing twice, nothing missed.
-    let all: Vec<Frame> = frames.into_iter().chain(live).collect();
-    let ids: Vec<String> = all.iter().map(|f| f.id.clone().unwrap()).collect();
-    let mut sorted = ids.clone();
-    sorted.sort_by_key(|id| id.split_once('-').map(|(a, b)| (a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap())));
-    assert_eq!(ids, sorted, "ids increase");
-    for (k, id) in ids.iter().enumerate() {
-        let mut resumed = Stream::open(&s, "", Some(id)).await;
+    // Resume after every position: what follows it, nothing missed, nothing it had twice. (Without
+    // dependencies, which a new consumer is sent afresh.) The frames of one event but the last
+    // carry the position before the event, so a consumer cut off inside an event gets the event
+    // again whole: that head is all it may see twice.
+    let mut full = Stream::open(&s, "?from=0&no-dependencies=true", None).await;
+    let (all, _) = full.until_heartbeat().await;
+    let key =
+        |id: &str| id.split_once('-').map(|(a, b)| (a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap())).unwrap();
+    let ids: Vec<(u64, u64)> = all.iter().map(|f| key(f.id.as_deref().unwrap())).collect();
+    assert!(ids.windows(2).all(|w| w[0] <= w[1]), "ids never go back: {ids:?}");
+    let mut positions: Vec<(u64, u64)> = ids.clone();
+    positions.dedup();
+    for p in positions {
+        let mut resumed = Stream::open(&s, "?no-dependencies=true", Some(&format!("{}-{}", p.0, p.1))).await;
         let (rest, _) = resumed.until_heartbeat().await;
-        let got: Vec<String> = rest.iter().map(|f| f.id.clone().unwrap()).collect();
-        assert_eq!(got, ids[k + 1..].to_vec(), "after {id}");
+        let frame = |f: &Frame| (f.id.clone().unwrap(), f.data["data"]["id"].clone());
+        let got: Vec<_> = rest.iter().map(frame).collect();
+        let k = all.len().checked_sub(got.len()).unwrap_or_else(|| panic!("after {p:?}: more than everything"));
+        assert_eq!(got, all[k..].iter().map(frame).collect::<Vec<_>>(), "after {p:?}: a suffix of the full stream");
+        assert!(ids[..k].iter().all(|id| *id <= p), "after {p:?}: nothing later was skipped");
+        let head = ids[k..].iter().take_while(|id| **id <= p).count();
+        assert!(head == 0 || k + head < ids.len(), "after {p:?}: a repeated head leads into its event");
+        assert!(ids[k..k + head].iter().all(|id| *id == ids[k]), "after {p:?}: only one event's head repeats");
     }
     // `from` as a query parameter and as a millisecond timestamp.
-    let first_ms = ids[0].split('-').next().unwrap().to_owned();
+    let first_ms = ids[0].0;
     let mut by_ms = Stream::open(&s, &format!("?from={first_ms}"), None).await;
     let (rest, _) = by_ms.until_heartbeat().await;
-    assert_eq!(rest.len(), ids.len(), "every event at or after that millisecond");
+    assert!(rest.len() >= all.len(), "every event at or after that millisecond");
     // No position: live only.
     let mut live_only = Stream::open(&s, "", None).await;
     let (nothing, _) = live_only.until_heartbeat().await;
@@ -204,8 +216,70 @@ async fn updates_carry_patches_and_deletes_their_cascade() {
 }
 
 #[tokio::test]
+async fn dependencies_inferences_and_deletes_as_the_consumer_asks() {
+    let s = server();
+    declare(&s, json!({"object_type": "Network", "name": "internet"})).await;
+    declare(&s, json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": "192.0.2.9"})).await;
+    let (st, _) = s
+        .send(
+            axum::http::Method::PUT,
+            "/acme/scan_profiles",
+            Some(json!({"scan_profile_type": "declared",
+            "reference": "IPAddressV4|internet|192.0.2.9", "level": 2})),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    // Live-only consumers: one with defaults, one with inferences, one without deletes.
+    let mut plain = Stream::open(&s, "", None).await;
+    let mut inferred = Stream::open(&s, "?with-inferences=true", None).await;
+    let mut no_deletes = Stream::open(&s, "?listen-delete=false&no-dependencies=true", None).await;
+    for st in [&mut plain, &mut inferred, &mut no_deletes] {
+        st.until_heartbeat().await;
+    }
+    let ip = "IPAddressV4|internet|192.0.2.9";
+    let (st, _) = s
+        .post(
+            "/acme/observations",
+            json!({"method": "nmap", "source": ip, "result": [
+            {"object_type": "IPPort", "address": ip, "protocol": "tcp", "port": 3306, "state": "open"}]}),
+        )
+        .await;
+    assert_eq!(st, 200);
+
+    // The port's address (and its network) come first, as dependencies, at the position before.
+    let frames = plain.until(|fs| fs.iter().any(|f| f.data["data"]["type"] == "network-traffic")).await;
+    let kinds: Vec<&str> = frames.iter().map(|f| f.data["data"]["type"].as_str().unwrap()).collect();
+    let at = |t: &str| kinds.iter().position(|k| *k == t).unwrap_or_else(|| panic!("no {t} in {kinds:?}"));
+    assert!(at("x-octograph-object") < at("ipv4-addr") && at("ipv4-addr") < at("network-traffic"), "{kinds:?}");
+    let dep = &frames[at("ipv4-addr")];
+    assert_eq!(dep.data["origin"]["cause"], "dependency");
+    let port = &frames[at("network-traffic")];
+    assert_ne!(dep.id, port.id, "a dependency carries the position before its event");
+
+    // The open database port's finding exists only through a bit: only asked-for inferences carry it.
+    let with = inferred.until(|fs| fs.iter().any(|f| f.data["data"]["type"] == "note")).await;
+    assert!(with.iter().any(|f| f.data["data"]["abstract"] == "KAT-OPEN-DATABASE-PORT"));
+    let (st, _) = s
+        .send(axum::http::Method::DELETE, "/acme/?reference=IPPort%7Cinternet%7C192.0.2.9%7Ctcp%7C3306", None, None)
+        .await;
+    assert_eq!(st, 200);
+    let rest = plain.until(|fs| fs.iter().any(|f| f.event == "delete")).await;
+    assert!(
+        frames.iter().chain(&rest).all(|f| f.data["data"]["type"] != "note"),
+        "no inferred finding by default, created or deleted"
+    );
+    // A consumer without deletes sees the port come but not go.
+    declare(&s, json!({"object_type": "Hostname", "network": "Network|internet", "name": "after.example"})).await;
+    let seen = no_deletes.until(|fs| fs.iter().any(|f| f.data["data"]["value"] == "after.example")).await;
+    assert!(seen.iter().any(|f| f.data["data"]["type"] == "network-traffic"));
+    assert!(seen.iter().all(|f| f.event != "delete"), "{:?}", seen.iter().map(|f| &f.event).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn bad_positions_and_unknown_organisations_are_refused() {
     let s = server();
     s.fails(axum::http::Method::GET, "/acme/stream?from=yesterday", None, 400).await;
+    s.fails(axum::http::Method::GET, "/acme/stream?with-inferences=maybe", None, 400).await;
     s.fails(axum::http::Method::GET, "/ghost/stream", None, 404).await;
 }

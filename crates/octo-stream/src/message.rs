@@ -16,6 +16,14 @@ pub struct StreamMessage {
     pub kind: &'static str,
     /// The `data:` JSON.
     pub data: Json,
+    /// The object's primary key.
+    pub key: String,
+    /// The object as the graph stores it (after the change; before it, for a delete).
+    pub doc: Json,
+    /// When the change took effect (valid time, RFC 3339).
+    pub valid_time: String,
+    /// The relationships its references become (sent after it; not for deletes).
+    pub relationships: Vec<Json>,
 }
 
 /// The messages of whole transactions' events, in order. Events of records that are not
@@ -31,13 +39,18 @@ pub fn messages(events: &[Event], catalog: &Catalog) -> Vec<StreamMessage> {
         })
         .collect();
     let stix_of = |doc: &Json, when: &str| to_stix(doc, catalog, when).into_iter().next();
+    let relationships_of = |doc: &Json, when: &str| to_stix(doc, catalog, when).into_iter().skip(1).collect();
     let mut out = Vec::with_capacity(changes.len());
     for (id, tx_id, change) in &changes {
         let when = change.get("valid_time").and_then(Json::as_str).unwrap_or_default();
         let key = change.get("key").and_then(Json::as_str).unwrap_or_default();
         let cause = change.get("cause").cloned().unwrap_or(Json::Null);
-        let old = change.get("old").filter(|v| !v.is_null()).and_then(|d| stix_of(d, when));
-        let new = change.get("new").filter(|v| !v.is_null()).and_then(|d| stix_of(d, when));
+        let old_doc = change.get("old").filter(|v| !v.is_null());
+        let new_doc = change.get("new").filter(|v| !v.is_null());
+        let old = old_doc.and_then(|d| stix_of(d, when));
+        let new = new_doc.and_then(|d| stix_of(d, when));
+        let relationships = new_doc.map(|d| relationships_of(d, when)).unwrap_or_default();
+        let Some(doc) = new_doc.or(old_doc).cloned() else { continue };
         let (kind, data, context) = match (old, new) {
             (None, Some(new)) => ("create", new, json!({})),
             (Some(old), Some(new)) => {
@@ -69,6 +82,10 @@ pub fn messages(events: &[Event], catalog: &Catalog) -> Vec<StreamMessage> {
                 "version": "4", "type": kind, "scope": "external", "data": data, "message": message,
                 "origin": {"cause": cause, "valid_time": when}, "context": context,
             }),
+            key: key.to_owned(),
+            doc,
+            valid_time: when.to_owned(),
+            relationships,
         });
     }
     out

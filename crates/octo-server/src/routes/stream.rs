@@ -4,7 +4,7 @@
 //! STIX object, then live changes as they commit, and a `heartbeat` carrying the position when
 //! nothing happens.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,9 +13,10 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
-use octo_graph::Graph;
-use octo_store::{EventId, EventPosition};
-use serde_json::json;
+use octo_graph::{Graph, GraphError, OriginType};
+use octo_model::{Catalog, Reference};
+use octo_store::{AsOf, EventId, EventPosition};
+use serde_json::{json, Value as Json};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{ApiError, ApiResult};
@@ -65,6 +66,204 @@ impl Watchers {
     }
 }
 
+/// What a consumer asked for (query parameters or headers, as OpenCTI names them).
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    /// Send an object's unseen references before it (`no-dependencies=false`, the default).
+    dependencies: bool,
+    /// Send deletes (`listen-delete`, default true).
+    listen_delete: bool,
+    /// Send objects that exist only through inference (`with-inferences`, default false).
+    with_inferences: bool,
+}
+
+fn options_from(p: &Params, headers: &HeaderMap) -> ApiResult<Options> {
+    let flag = |name: &str, default: bool| -> ApiResult<bool> {
+        let given = p
+            .get(name)
+            .map(str::to_owned)
+            .or_else(|| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned));
+        match given.as_deref().map(str::trim) {
+            None => Ok(default),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(other) => Err(ApiError::bad_request(format!("'{name}' must be true or false, not '{other}'"))),
+        }
+    };
+    Ok(Options {
+        dependencies: !flag("no-dependencies", false)?,
+        listen_delete: flag("listen-delete", true)?,
+        with_inferences: flag("with-inferences", false)?,
+    })
+}
+
+/// One server-sent event.
+struct Frame {
+    id: String,
+    event: &'static str,
+    data: String,
+}
+
+/// A consumer: its options and the STIX ids it has been sent (so references resolve).
+struct Consumer {
+    options: Options,
+    seen: HashSet<String>,
+}
+
+/// How deep dependencies are followed (a reference chain is short: finding → port → address →
+/// network).
+const MAX_DEPENDENCY_DEPTH: usize = 8;
+
+fn payload(kind: &str, stix: &Json, message: String, cause: Json, valid_time: &str, context: Json) -> String {
+    json!({
+        "version": "4", "type": kind, "scope": "external", "data": stix, "message": message,
+        "origin": {"cause": cause, "valid_time": valid_time}, "context": context,
+    })
+    .to_string()
+}
+
+/// Whether every origin that holds the object is an inference (a bit's conclusion, not a fact
+/// anyone stated or saw).
+fn inferred_only(graph: &Graph, key: &str, at: AsOf) -> Result<bool, GraphError> {
+    let r = Reference::from_trusted(key);
+    let holding: Vec<OriginType> =
+        graph.origins(&r, at)?.into_iter().filter(|o| o.result.contains(&r)).map(|o| o.origin_type).collect();
+    Ok(!holding.is_empty() && holding.iter().all(|t| *t == OriginType::Inference))
+}
+
+fn references_of(catalog: &Catalog, doc: &Json) -> Vec<String> {
+    let Some(type_name) = doc.get("object_type").and_then(Json::as_str) else { return vec![] };
+    let Ok(def) = catalog.get(type_name) else { return vec![] };
+    let mut out = Vec::new();
+    for (name, f) in &def.fields {
+        if !matches!(f.kind, octo_model::FieldKind::Reference(_)) {
+            continue;
+        }
+        match doc.get(name) {
+            Some(Json::String(k)) => out.push(k.clone()),
+            Some(Json::Array(items)) => out.extend(items.iter().filter_map(Json::as_str).map(str::to_owned)),
+            _ => {}
+        }
+    }
+    out
+}
+
+impl Consumer {
+    /// The frames for `messages`, with dependencies and options applied. Every frame of one
+    /// event but the last carries `position` (where the consumer was before it), the last the
+    /// event's id: a consumer cut off in the middle resumes before the event and gets it whole.
+    fn frames(
+        &mut self,
+        graph: &Graph,
+        messages: Vec<octo_stream::StreamMessage>,
+        position: &mut Option<EventId>,
+    ) -> Result<Vec<Frame>, GraphError> {
+        let catalog = graph.catalog();
+        let mut out = Vec::new();
+        for m in messages {
+            let at = AsOf::valid(m.valid_time.parse().unwrap_or_else(|_| octo_store::Timestamp::now()));
+            let main_id = m.data["data"]["id"].as_str().unwrap_or_default().to_owned();
+            let mut group: Vec<(&'static str, String)> = Vec::new();
+            if m.kind == "delete" {
+                let before = AsOf::valid(octo_store::Timestamp::from_micros(at.valid_time.as_micros() - 1));
+                let wanted = self.options.listen_delete
+                    && (self.options.with_inferences || !inferred_only(graph, &m.key, before)?);
+                if wanted {
+                    group.push(("delete", m.data.to_string()));
+                }
+                self.seen.remove(&main_id);
+            } else if self.options.with_inferences || !inferred_only(graph, &m.key, at)? {
+                if self.options.dependencies {
+                    for r in references_of(catalog, &m.doc) {
+                        self.dependency(graph, &r, at, &m.valid_time, 0, &mut group)?;
+                    }
+                }
+                if m.kind == "update" && !self.seen.contains(&main_id) {
+                    // The consumer never had it (it joined later, or it was inferred only until
+                    // now): an update would have nothing to patch.
+                    let message = m.data["message"].as_str().unwrap_or_default().replacen("updates", "creates", 1);
+                    let data = payload(
+                        "create",
+                        &m.data["data"],
+                        message,
+                        m.data["origin"]["cause"].clone(),
+                        &m.valid_time,
+                        json!({}),
+                    );
+                    group.push(("create", data));
+                } else {
+                    group.push((m.kind, m.data.to_string()));
+                }
+                self.seen.insert(main_id);
+                for rel in &m.relationships {
+                    let id = rel["id"].as_str().unwrap_or_default().to_owned();
+                    if self.seen.insert(id) {
+                        let message = format!(
+                            "creates relationship {} of {}",
+                            rel["relationship_type"].as_str().unwrap_or_default(),
+                            m.key
+                        );
+                        group.push((
+                            "create",
+                            payload(
+                                "create",
+                                rel,
+                                message,
+                                m.data["origin"]["cause"].clone(),
+                                &m.valid_time,
+                                json!({}),
+                            ),
+                        ));
+                    }
+                }
+            }
+            let before = position.map_or_else(|| "0-0".to_owned(), |p| p.to_string());
+            let n = group.len();
+            for (i, (event, data)) in group.into_iter().enumerate() {
+                let id = if i + 1 == n { m.id.to_string() } else { before.clone() };
+                out.push(Frame { id, event, data });
+            }
+            *position = Some(m.id);
+        }
+        Ok(out)
+    }
+
+    /// Sends `key` (and, first, what it references) if the consumer has not had it.
+    fn dependency(
+        &mut self,
+        graph: &Graph,
+        key: &str,
+        at: AsOf,
+        valid_time: &str,
+        depth: usize,
+        group: &mut Vec<(&'static str, String)>,
+    ) -> Result<(), GraphError> {
+        let catalog = graph.catalog();
+        let r = Reference::from_trusted(key);
+        let id = octo_stream::stix::stix_id(&r, catalog);
+        if depth >= MAX_DEPENDENCY_DEPTH || self.seen.contains(&id) {
+            return Ok(());
+        }
+        let doc = match graph.get(&r, at) {
+            Ok(ooi) => ooi.to_json(),
+            Err(GraphError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if !self.options.with_inferences && inferred_only(graph, key, at)? {
+            return Ok(());
+        }
+        self.seen.insert(id);
+        for next in references_of(catalog, &doc) {
+            self.dependency(graph, &next, at, valid_time, depth + 1, group)?;
+        }
+        if let Some(stix) = octo_stream::stix::to_stix(&doc, catalog, valid_time).into_iter().next() {
+            let message = format!("creates {} {key} (a dependency)", stix["type"].as_str().unwrap_or_default());
+            group.push(("create", payload("create", &stix, message, json!("dependency"), valid_time, json!({}))));
+        }
+        Ok(())
+    }
+}
+
 fn position_from(p: &Params, headers: &HeaderMap) -> ApiResult<Option<EventPosition>> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let given = p.get("from").map(str::to_owned).or_else(|| header("from")).or_else(|| header("last-event-id"));
@@ -74,7 +273,10 @@ fn position_from(p: &Params, headers: &HeaderMap) -> ApiResult<Option<EventPosit
 /// The change stream of an organisation.
 #[utoipa::path(get, path = "/{client}/stream", tag = "Stream",
     params(("client" = String, Path),
-        ("from" = Option<String>, Query, description = "An event id (`1620249512318-0`) to resume after, or a millisecond timestamp; `0` for everything. Also as the `from` or `Last-Event-ID` header. Absent: live only.")),
+        ("from" = Option<String>, Query, description = "An event id (`1620249512318-0`) to resume after, or a millisecond timestamp; `0` for everything. Also as the `from` or `Last-Event-ID` header. Absent: live only."),
+        ("no-dependencies" = Option<bool>, Query, description = "Do not send an object's unseen references before it (default false)"),
+        ("listen-delete" = Option<bool>, Query, description = "Send deletes (default true)"),
+        ("with-inferences" = Option<bool>, Query, description = "Send objects that exist only through inference (default false)")),
     responses((status = 200, description = "text/event-stream: connected, create, update, delete, heartbeat", content_type = "text/event-stream"),
         (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub(crate) async fn stream(
@@ -85,6 +287,7 @@ pub(crate) async fn stream(
 ) -> ApiResult<Response> {
     let graph = s.graph(&client)?;
     let given = position_from(&p, &headers)?;
+    let options = options_from(&p, &headers)?;
     let g = graph.clone();
     let bounds = blocking(move || {
         Ok(g.store().snapshot().and_then(|s| s.event_bounds()).map_err(octo_graph::GraphError::from)?)
@@ -111,21 +314,25 @@ pub(crate) async fn stream(
         if tx.send(Ok(SseEvent::default().event("connected").data(connected.to_string()))).await.is_err() {
             return;
         }
-        let catalog = graph.catalog().clone();
+        let mut consumer = Some(Consumer { options, seen: HashSet::new() });
         loop {
             wake.borrow_and_update();
             let g = graph.clone();
+            let mut c = consumer.take().unwrap_or(Consumer { options, seen: HashSet::new() });
+            let mut reached_now = reached;
             let read = blocking(move || {
-                let batch = g
-                    .store()
-                    .snapshot()
-                    .and_then(|s| s.events(position, BATCH))
-                    .map_err(octo_graph::GraphError::from)?;
-                Ok(batch)
+                let batch = g.store().snapshot().and_then(|s| s.events(position, BATCH)).map_err(GraphError::from)?;
+                let whole = octo_stream::whole_transactions(&batch, batch.len() < BATCH);
+                let last = whole.last().map(|e| e.id);
+                let frames = c.frames(&g, octo_stream::messages(whole, g.catalog()), &mut reached_now)?;
+                Ok((c, frames, last, reached_now))
             })
             .await;
-            let batch = match read {
-                Ok(b) => b,
+            let (c, frames, last) = match read {
+                Ok((c, frames, last, r)) => {
+                    reached = r.or(reached);
+                    (c, frames, last)
+                }
                 Err(e) => {
                     let _ = tx
                         .send(Ok(SseEvent::default().event("error").data(json!({"message": e.message}).to_string())))
@@ -133,16 +340,16 @@ pub(crate) async fn stream(
                     return;
                 }
             };
-            let whole = octo_stream::whole_transactions(&batch, batch.len() < BATCH);
-            if let Some(last) = whole.last() {
-                for m in octo_stream::messages(whole, &catalog) {
-                    let frame = SseEvent::default().id(m.id.to_string()).event(m.kind).data(m.data.to_string());
+            consumer = Some(c);
+            if let Some(last) = last {
+                for f in frames {
+                    let frame = SseEvent::default().id(f.id).event(f.event).data(f.data);
                     if tx.send(Ok(frame)).await.is_err() {
                         return;
                     }
                 }
-                reached = Some(last.id);
-                position = EventPosition::After(last.id);
+                reached = Some(last);
+                position = EventPosition::After(last);
                 continue;
             }
             tokio::select! {
