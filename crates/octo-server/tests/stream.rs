@@ -283,3 +283,58 @@ async fn bad_positions_and_unknown_organisations_are_refused() {
     s.fails(axum::http::Method::GET, "/acme/stream?with-inferences=maybe", None, 400).await;
     s.fails(axum::http::Method::GET, "/ghost/stream", None, 404).await;
 }
+
+#[tokio::test]
+async fn recover_sends_the_graph_as_of_a_date_then_what_followed() {
+    let s = server();
+    declare(&s, json!({"object_type": "Network", "name": "internet"})).await;
+    declare(&s, json!({"object_type": "Hostname", "network": "Network|internet", "name": "before.example"})).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let date = octo_store::Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    declare(&s, json!({"object_type": "Hostname", "network": "Network|internet", "name": "after.example"})).await;
+    let (st, _) =
+        s.send(axum::http::Method::DELETE, "/acme/?reference=Hostname%7Cinternet%7Cbefore.example", None, None).await;
+    assert_eq!(st, 200);
+
+    let query = format!("?recover={}", common::q(&date.to_string()));
+    let mut stream = Stream::open(&s, &query, None).await;
+    let (frames, _) = stream.until_heartbeat().await;
+    let recovered: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| f.data["origin"]["cause"] == "recover" || f.data["origin"]["cause"] == "dependency")
+        .collect();
+    let values: Vec<&Value> = recovered.iter().map(|f| &f.data["data"]["value"]).collect();
+    assert!(values.contains(&&json!("before.example")), "the snapshot holds what existed then: {values:?}");
+    assert!(!values.contains(&&json!("after.example")), "and not what came later");
+    // The snapshot equals the graph as of the date (what is not inferred only).
+    let (_, page) = s.get(&format!("/acme/objects?limit=1000&valid_time={}", common::q(&date.to_string()))).await;
+    let inferred =
+        |key: &str| key.starts_with("Question|") || key.starts_with("Finding|") || key.contains("FindingType|");
+    let mut want: Vec<String> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["primary_key"].as_str().unwrap().to_owned())
+        .filter(|k| !inferred(k))
+        .collect();
+    let mut got: Vec<String> = recovered
+        .iter()
+        .map(|f| {
+            let ext = f.data["data"]["extensions"].as_object().unwrap().values().next().unwrap();
+            f.data["data"]["primary_key"].as_str().or(ext["primary_key"].as_str()).unwrap().to_owned()
+        })
+        .collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    // Then the changes after the date, in order.
+    let after: Vec<(&str, &Value)> = frames
+        .iter()
+        .filter(|f| f.data["origin"]["cause"] != "recover")
+        .map(|f| (f.event.as_str(), &f.data["data"]["value"]))
+        .collect();
+    assert!(after.contains(&("create", &json!("after.example"))), "{after:?}");
+    assert!(after.contains(&("delete", &json!("before.example"))), "{after:?}");
+    s.fails(axum::http::Method::GET, "/acme/stream?recover=someday", None, 400).await;
+}

@@ -228,6 +228,56 @@ impl Consumer {
         Ok(out)
     }
 
+    /// Sends every object as it was at `at` as `create` frames (dependencies first, options
+    /// applied), all with the id `position`: a consumer cut off inside the snapshot resumes
+    /// before it and, asking again, gets all of it. Stops early when the consumer has gone.
+    fn snapshot(
+        &mut self,
+        graph: &Graph,
+        at: AsOf,
+        position: &str,
+        tx: &mpsc::Sender<Result<SseEvent, Infallible>>,
+    ) -> Result<(), GraphError> {
+        let catalog = graph.catalog();
+        let types: Vec<&str> = catalog.concrete_types(octo_model::ROOT_TYPE)?.iter().map(String::as_str).collect();
+        let mut keys = Vec::new();
+        graph.store().snapshot()?.scan_types(&types, at, &mut |v| {
+            keys.push(v.key);
+            true
+        })?;
+        let when = at.valid_time.to_string();
+        for key in keys {
+            let mut group = Vec::new();
+            if self.options.dependencies {
+                self.dependency(graph, &key, at, &when, 0, &mut group)?;
+            } else if self.options.with_inferences || !inferred_only(graph, &key, at)? {
+                let r = Reference::from_trusted(key.as_str());
+                let id = octo_stream::stix::stix_id(&r, catalog);
+                if self.seen.insert(id) {
+                    if let Ok(ooi) = graph.get(&r, at) {
+                        if let Some(stix) =
+                            octo_stream::stix::to_stix(&ooi.to_json(), catalog, &when).into_iter().next()
+                        {
+                            let message =
+                                format!("creates {} {key} (recover)", stix["type"].as_str().unwrap_or_default());
+                            group.push((
+                                "create",
+                                payload("create", &stix, message, json!("recover"), &when, json!({})),
+                            ));
+                        }
+                    }
+                }
+            }
+            for (event, data) in group {
+                let frame = SseEvent::default().id(position).event(event).data(data);
+                if tx.blocking_send(Ok(frame)).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Sends `key` (and, first, what it references) if the consumer has not had it.
     fn dependency(
         &mut self,
@@ -264,6 +314,14 @@ impl Consumer {
     }
 }
 
+fn recover_from(p: &Params, headers: &HeaderMap) -> ApiResult<Option<octo_store::Timestamp>> {
+    let given = p
+        .get("recover")
+        .map(str::to_owned)
+        .or_else(|| headers.get("recover-date").and_then(|v| v.to_str().ok()).map(str::to_owned));
+    given.map(|v| crate::params::parse_time(&v).map_err(|m| ApiError::bad_request(format!("recover: {m}")))).transpose()
+}
+
 fn position_from(p: &Params, headers: &HeaderMap) -> ApiResult<Option<EventPosition>> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let given = p.get("from").map(str::to_owned).or_else(|| header("from")).or_else(|| header("last-event-id"));
@@ -276,7 +334,8 @@ fn position_from(p: &Params, headers: &HeaderMap) -> ApiResult<Option<EventPosit
         ("from" = Option<String>, Query, description = "An event id (`1620249512318-0`) to resume after, or a millisecond timestamp; `0` for everything. Also as the `from` or `Last-Event-ID` header. Absent: live only."),
         ("no-dependencies" = Option<bool>, Query, description = "Do not send an object's unseen references before it (default false)"),
         ("listen-delete" = Option<bool>, Query, description = "Send deletes (default true)"),
-        ("with-inferences" = Option<bool>, Query, description = "Send objects that exist only through inference (default false)")),
+        ("with-inferences" = Option<bool>, Query, description = "Send objects that exist only through inference (default false)"),
+        ("recover" = Option<String>, Query, description = "First send every object as it was at this date (also the recover-date header), then the events from `from` (default: from that date)")),
     responses((status = 200, description = "text/event-stream: connected, create, update, delete, heartbeat", content_type = "text/event-stream"),
         (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub(crate) async fn stream(
@@ -288,14 +347,18 @@ pub(crate) async fn stream(
     let graph = s.graph(&client)?;
     let given = position_from(&p, &headers)?;
     let options = options_from(&p, &headers)?;
+    let recover = recover_from(&p, &headers)?;
     let g = graph.clone();
     let bounds = blocking(move || {
         Ok(g.store().snapshot().and_then(|s| s.event_bounds()).map_err(octo_graph::GraphError::from)?)
     })
     .await?;
-    let mut position = match given {
-        Some(p) => p,
-        None => bounds.map_or(EventPosition::Start, |(_, last)| EventPosition::After(last)),
+    let mut position = match (given, recover) {
+        (Some(p), _) => p,
+        // A snapshot as known at the date, then every event from that millisecond on (an event
+        // in the snapshot's millisecond may come twice; none is lost).
+        (None, Some(date)) => EventPosition::AtOrAfterMillis(u64::try_from(date.as_millis()).unwrap_or(0)),
+        (None, None) => bounds.map_or(EventPosition::Start, |(_, last)| EventPosition::After(last)),
     };
     let mut reached: Option<EventId> = match position {
         EventPosition::After(id) => Some(id),
@@ -315,6 +378,21 @@ pub(crate) async fn stream(
             return;
         }
         let mut consumer = Some(Consumer { options, seen: HashSet::new() });
+        if let Some(date) = recover {
+            let (g, sender) = (graph.clone(), tx.clone());
+            let mut c = Consumer { options, seen: HashSet::new() };
+            let id = reached.map_or_else(|| "0-0".to_owned(), |r| r.to_string());
+            let at = AsOf { valid_time: date, tx_time: Some(date) };
+            match blocking(move || Ok(c.snapshot(&g, at, &id, &sender).map(|()| c)?)).await {
+                Ok(c) => consumer = Some(c),
+                Err(e) => {
+                    let _ = tx
+                        .send(Ok(SseEvent::default().event("error").data(json!({"message": e.message}).to_string())))
+                        .await;
+                    return;
+                }
+            }
+        }
         loop {
             wake.borrow_and_update();
             let g = graph.clone();
