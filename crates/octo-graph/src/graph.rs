@@ -177,6 +177,30 @@ impl Graph {
         InferenceContext::over(&*snap, &self.catalog, at).setting(name)
     }
 
+    /// The organisation settings whose names start with `prefix`, as of a time, by name.
+    pub fn settings(&self, prefix: &str, at: AsOf) -> Result<Vec<(String, Json)>> {
+        let snap = self.store.snapshot()?;
+        let mut out = Vec::new();
+        let mut failure = None;
+        snap.scan_type("Setting", at, &mut |v| {
+            let name = v.key.strip_prefix(crate::inference::SETTING_PREFIX).unwrap_or_default();
+            if name.starts_with(prefix) {
+                match decode::<Json>(&v.key, &v.doc) {
+                    Ok(value) => out.push((name.to_owned(), value)),
+                    Err(e) => {
+                        failure = Some(e);
+                        return false;
+                    }
+                }
+            }
+            true
+        })?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
     /// Re-runs every bit on every object it consumes, and every inference origin no bit claims
     /// any more, in one transaction. On a graph kept by incremental inference this writes
     /// nothing; the property tests check that.

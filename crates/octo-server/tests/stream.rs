@@ -26,7 +26,11 @@ struct Stream {
 
 impl Stream {
     async fn open(s: &common::TestServer, query: &str, last_event_id: Option<&str>) -> Stream {
-        let mut req = Request::builder().uri(format!("/acme/stream{query}"));
+        Self::open_path(s, &format!("/acme/stream{query}"), last_event_id).await
+    }
+
+    async fn open_path(s: &common::TestServer, uri: &str, last_event_id: Option<&str>) -> Stream {
+        let mut req = Request::builder().uri(uri);
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
         }
@@ -337,4 +341,68 @@ async fn recover_sends_the_graph_as_of_a_date_then_what_followed() {
     assert!(after.contains(&("create", &json!("after.example"))), "{after:?}");
     assert!(after.contains(&("delete", &json!("before.example"))), "{after:?}");
     s.fails(axum::http::Method::GET, "/acme/stream?recover=someday", None, 400).await;
+}
+
+#[tokio::test]
+async fn live_streams_filter_and_an_object_leaving_the_view_arrives_as_a_delete() {
+    let s = server();
+    use axum::http::Method;
+    // Management: create, list, get, update, delete, and refusals.
+    let body = json!({"name": "open ports", "filters": {"mode": "and", "filters": [
+        {"key": "entity_type", "values": ["IPPort"]},
+        {"key": "field:state", "values": ["open"]}]}});
+    let (st, created) = s.send(Method::POST, "/acme/streams", Some(body.clone()), None).await;
+    assert_eq!(st, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (_, list) = s.get("/acme/streams").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (_, one) = s.get(&format!("/acme/streams/{id}")).await;
+    assert_eq!(one["name"], "open ports");
+    let mut renamed = body.clone();
+    renamed["name"] = json!("open ports, renamed");
+    let (st, _) = s.send(Method::PUT, &format!("/acme/streams/{id}"), Some(renamed), None).await;
+    assert_eq!(st, 200);
+    assert_eq!(s.get(&format!("/acme/streams/{id}")).await.1["name"], "open ports, renamed");
+    for (bad, needle) in [
+        (json!({"name": "x", "filters": {"filters": [{"key": "colour", "values": ["red"]}]}}), "unknown filter key"),
+        (json!({"name": "x", "filters": {"filters": [{"key": "entity_type", "values": ["Starship"]}]}}), "Starship"),
+        (json!({"name": "x", "filters": {"filters": [{"key": "scan_level", "values": [9]}]}}), "0 to 4"),
+        (
+            json!({"name": "x", "filters": {"filters": [{"key": "origin_method", "values": ["m"], "operator": "gt"}]}}),
+            "operator",
+        ),
+    ] {
+        let msg = s.fails(Method::POST, "/acme/streams", Some(bad), 400).await;
+        assert!(msg.contains(needle), "{msg}");
+    }
+    s.fails(Method::POST, "/acme/streams", Some(json!({"filters": {}})), 422).await;
+    s.fails(Method::GET, "/acme/streams/nope", None, 404).await;
+    s.fails(Method::GET, "/acme/stream/nope", None, 404).await;
+    s.fails(Method::PUT, "/acme/streams/nope", Some(body.clone()), 404).await;
+
+    // The stream carries open ports only; a port that closes leaves the view as a delete.
+    declare(&s, json!({"object_type": "Network", "name": "internet"})).await;
+    declare(&s, json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": "192.0.2.5"})).await;
+    let mut stream = Stream::open_path(&s, &format!("/acme/stream/{id}?no-dependencies=true"), None).await;
+    stream.until_heartbeat().await;
+    let ip = "IPAddressV4|internet|192.0.2.5";
+    let observe = |state: &str, port: u16| {
+        json!({"method": "nmap", "source": ip, "result": [
+        {"object_type": "IPPort", "address": ip, "protocol": "tcp", "port": port, "state": state}]})
+    };
+    assert_eq!(s.post("/acme/observations", observe("filtered", 80)).await.0, 200);
+    assert_eq!(s.post("/acme/observations", observe("open", 22)).await.0, 200);
+    let frames = stream.until(|fs| fs.iter().any(|f| f.data["data"]["dst_port"] == 22)).await;
+    assert!(
+        frames.iter().all(|f| f.data["data"]["type"] == "network-traffic" && f.data["data"]["dst_port"] == 22),
+        "only the open port: {frames:?}"
+    );
+    assert_eq!(s.post("/acme/observations", observe("filtered", 22)).await.0, 200);
+    let frames = stream.until(|fs| !fs.is_empty()).await;
+    assert_eq!(frames[0].event, "delete", "{frames:?}");
+    assert_eq!(frames[0].data["data"]["dst_port"], 22);
+
+    let (st, _) = s.send(Method::DELETE, &format!("/acme/streams/{id}"), None, None).await;
+    assert_eq!(st, 200);
+    s.fails(Method::GET, &format!("/acme/streams/{id}"), None, 404).await;
 }

@@ -7,7 +7,9 @@
 
 #![warn(missing_docs)]
 
+pub mod filter;
 pub mod message;
 pub mod stix;
 
+pub use filter::{FilterGroup, ObjectView};
 pub use message::{messages, whole_transactions, StreamMessage};

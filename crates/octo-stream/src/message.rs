@@ -20,6 +20,8 @@ pub struct StreamMessage {
     pub key: String,
     /// The object as the graph stores it (after the change; before it, for a delete).
     pub doc: Json,
+    /// The object before the change, for updates and deletes.
+    pub old_doc: Option<Json>,
     /// When the change took effect (valid time, RFC 3339).
     pub valid_time: String,
     /// The relationships its references become (sent after it; not for deletes).
@@ -84,6 +86,7 @@ pub fn messages(events: &[Event], catalog: &Catalog) -> Vec<StreamMessage> {
             }),
             key: key.to_owned(),
             doc,
+            old_doc: old_doc.cloned(),
             valid_time: when.to_owned(),
             relationships,
         });

@@ -3,6 +3,7 @@
 
 mod admin;
 mod findings;
+mod live_streams;
 mod objects;
 mod origins;
 mod profiles;
@@ -83,4 +84,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::import_add))
         .routes(routes!(admin::import_new))
         .routes(routes!(stream::stream))
+        .routes(routes!(stream::live_stream))
+        .routes(routes!(live_streams::list, live_streams::create))
+        .routes(routes!(live_streams::get, live_streams::update, live_streams::delete))
 }

@@ -104,9 +104,11 @@ struct Frame {
     data: String,
 }
 
-/// A consumer: its options and the STIX ids it has been sent (so references resolve).
+/// A consumer: its options, its live stream's filter if any, and the STIX ids it has been sent
+/// (so references resolve).
 struct Consumer {
     options: Options,
+    filter: Option<octo_stream::FilterGroup>,
     seen: HashSet<String>,
 }
 
@@ -149,6 +151,30 @@ fn references_of(catalog: &Catalog, doc: &Json) -> Vec<String> {
 }
 
 impl Consumer {
+    fn new(options: Options, filter: Option<octo_stream::FilterGroup>) -> Self {
+        Consumer { options, filter, seen: HashSet::new() }
+    }
+
+    /// Whether the consumer's filter lets `doc` through as of `at` (no filter: yes).
+    fn visible(&self, graph: &Graph, doc: &Json, at: AsOf) -> Result<bool, GraphError> {
+        let Some(filter) = &self.filter else { return Ok(true) };
+        let key = doc.get("primary_key").and_then(Json::as_str).unwrap_or_default();
+        let r = Reference::from_trusted(key);
+        let scan_level = match graph.scan_profile(&r, at) {
+            Ok(p) => p.level,
+            Err(GraphError::NotFound(_)) => 0,
+            Err(e) => return Err(e),
+        };
+        let origins: Vec<(String, String)> = graph
+            .origins(&r, at)?
+            .into_iter()
+            .filter(|o| o.result.contains(&r))
+            .map(|o| (o.origin_type.as_str().to_owned(), o.method))
+            .collect();
+        let view = octo_stream::ObjectView { doc, scan_level, origins: &origins };
+        Ok(filter.matches(&view, graph.catalog()))
+    }
+
     /// The frames for `messages`, with dependencies and options applied. Every frame of one
     /// event but the last carries `position` (where the consumer was before it), the last the
     /// event's id: a consumer cut off in the middle resumes before the event and gets it whole.
@@ -164,12 +190,35 @@ impl Consumer {
             let at = AsOf::valid(m.valid_time.parse().unwrap_or_else(|_| octo_store::Timestamp::now()));
             let main_id = m.data["data"]["id"].as_str().unwrap_or_default().to_owned();
             let mut group: Vec<(&'static str, String)> = Vec::new();
+            let before = AsOf::valid(octo_store::Timestamp::from_micros(at.valid_time.as_micros() - 1));
+            let was_visible = match &m.old_doc {
+                Some(old) => self.visible(graph, old, before)?,
+                None => false,
+            };
             if m.kind == "delete" {
-                let before = AsOf::valid(octo_store::Timestamp::from_micros(at.valid_time.as_micros() - 1));
                 let wanted = self.options.listen_delete
+                    && was_visible
                     && (self.options.with_inferences || !inferred_only(graph, &m.key, before)?);
                 if wanted {
                     group.push(("delete", m.data.to_string()));
+                }
+                self.seen.remove(&main_id);
+            } else if !self.visible(graph, &m.doc, at)? {
+                // Moved out of the consumer's view: for it, the object is gone.
+                if m.kind == "update" && was_visible && self.options.listen_delete {
+                    let message = m.data["message"].as_str().unwrap_or_default().replacen("updates", "deletes", 1);
+                    let context = json!({"deletions": [], "reason": "no longer matches the stream's filter"});
+                    group.push((
+                        "delete",
+                        payload(
+                            "delete",
+                            &m.data["data"],
+                            message,
+                            m.data["origin"]["cause"].clone(),
+                            &m.valid_time,
+                            context,
+                        ),
+                    ));
                 }
                 self.seen.remove(&main_id);
             } else if self.options.with_inferences || !inferred_only(graph, &m.key, at)? {
@@ -248,6 +297,17 @@ impl Consumer {
         let when = at.valid_time.to_string();
         for key in keys {
             let mut group = Vec::new();
+            if self.filter.is_some() {
+                let r = Reference::from_trusted(key.as_str());
+                let visible = match graph.get(&r, at) {
+                    Ok(ooi) => self.visible(graph, &ooi.to_json(), at)?,
+                    Err(GraphError::NotFound(_)) => false,
+                    Err(e) => return Err(e),
+                };
+                if !visible {
+                    continue;
+                }
+            }
             if self.options.dependencies {
                 self.dependency(graph, &key, at, &when, 0, &mut group)?;
             } else if self.options.with_inferences || !inferred_only(graph, &key, at)? {
@@ -344,6 +404,33 @@ pub(crate) async fn stream(
     headers: HeaderMap,
     p: Params,
 ) -> ApiResult<Response> {
+    open(s, client, headers, p, None).await
+}
+
+/// A live stream: the change stream through a saved filter.
+#[utoipa::path(get, path = "/{client}/stream/{id}", tag = "Stream",
+    params(("client" = String, Path), ("id" = String, Path, description = "The live stream"),
+        ("from" = Option<String>, Query, description = "As for /{client}/stream"),
+        ("recover" = Option<String>, Query, description = "As for /{client}/stream")),
+    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream"),
+        (status = 404, body = super::ErrorBody)))]
+pub(crate) async fn live_stream(
+    State(s): State<AppState>,
+    Path((client, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    p: Params,
+) -> ApiResult<Response> {
+    let saved = super::live_streams::load(&s, &client, &id).await?;
+    open(s, client, headers, p, Some(saved.filters)).await
+}
+
+async fn open(
+    s: AppState,
+    client: String,
+    headers: HeaderMap,
+    p: Params,
+    filter: Option<octo_stream::FilterGroup>,
+) -> ApiResult<Response> {
     let graph = s.graph(&client)?;
     let given = position_from(&p, &headers)?;
     let options = options_from(&p, &headers)?;
@@ -377,10 +464,10 @@ pub(crate) async fn stream(
         if tx.send(Ok(SseEvent::default().event("connected").data(connected.to_string()))).await.is_err() {
             return;
         }
-        let mut consumer = Some(Consumer { options, seen: HashSet::new() });
+        let mut consumer = Some(Consumer::new(options, filter.clone()));
         if let Some(date) = recover {
             let (g, sender) = (graph.clone(), tx.clone());
-            let mut c = Consumer { options, seen: HashSet::new() };
+            let mut c = Consumer::new(options, filter.clone());
             let id = reached.map_or_else(|| "0-0".to_owned(), |r| r.to_string());
             let at = AsOf { valid_time: date, tx_time: Some(date) };
             match blocking(move || Ok(c.snapshot(&g, at, &id, &sender).map(|()| c)?)).await {
@@ -396,7 +483,7 @@ pub(crate) async fn stream(
         loop {
             wake.borrow_and_update();
             let g = graph.clone();
-            let mut c = consumer.take().unwrap_or(Consumer { options, seen: HashSet::new() });
+            let mut c = consumer.take().unwrap_or(Consumer::new(options, filter.clone()));
             let mut reached_now = reached;
             let read = blocking(move || {
                 let batch = g.store().snapshot().and_then(|s| s.events(position, BATCH)).map_err(GraphError::from)?;
