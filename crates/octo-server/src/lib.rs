@@ -39,11 +39,21 @@ pub struct ServerConfig {
     pub auth: bool,
     /// The largest request body accepted (imports are the large ones).
     pub max_body_bytes: usize,
+    /// How many change events each organisation keeps (`None`: all).
+    pub retention_events: Option<u64>,
+    /// How long change events are kept (`None`: for ever).
+    pub retention_age: Option<std::time::Duration>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8001)), auth: true, max_body_bytes: 256 << 20 }
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            auth: true,
+            max_body_bytes: 256 << 20,
+            retention_events: None,
+            retention_age: None,
+        }
     }
 }
 
@@ -191,6 +201,52 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Applies the event retention to every organisation once: the oldest events beyond the count
+/// and those older than the age go, in batches so graph writes are not held up long. Returns
+/// how many went.
+pub async fn trim_events(state: &AppState, config: &ServerConfig) -> ApiResult<u64> {
+    if config.retention_events.is_none() && config.retention_age.is_none() {
+        return Ok(0);
+    }
+    let before_ms = config.retention_age.map(|age| {
+        let now = u64::try_from(octo_store::Timestamp::now().as_millis()).unwrap_or(0);
+        now.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
+    });
+    let keep = config.retention_events;
+    let mut total = 0;
+    let organisations = {
+        let s = state.clone();
+        blocking(move || Ok(s.shared().organisations.list()?)).await?
+    };
+    for org in organisations {
+        loop {
+            let (s, org) = (state.clone(), org.clone());
+            let removed = blocking(move || {
+                let g = s.shared().organisations.get(&org)?;
+                Ok(g.store().trim_events(keep, before_ms, 10_000).map_err(octo_graph::GraphError::from)?)
+            })
+            .await?;
+            total += removed;
+            if removed < 10_000 {
+                break;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Applies the retention every `every` until the process ends (spawn it beside the server).
+pub async fn trim_events_forever(state: AppState, config: ServerConfig, every: std::time::Duration) {
+    loop {
+        match trim_events(&state, &config).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "retention trimmed the change stream"),
+            Err(e) => tracing::warn!(error = %e, "retention failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

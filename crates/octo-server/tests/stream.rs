@@ -406,3 +406,28 @@ async fn live_streams_filter_and_an_object_leaving_the_view_arrives_as_a_delete(
     assert_eq!(st, 200);
     s.fails(Method::GET, &format!("/acme/streams/{id}"), None, 404).await;
 }
+
+#[tokio::test]
+async fn a_position_older_than_the_retention_gets_an_error_event() {
+    let s = server();
+    for name in ["a.example", "b.example", "c.example"] {
+        declare(&s, json!({"object_type": "Hostname", "network": "Network|internet", "name": name})).await;
+    }
+    let mut all = Stream::open(&s, "?from=0&with-inferences=true", None).await;
+    let (frames, _) = all.until_heartbeat().await;
+    let first = frames.iter().filter_map(|f| f.id.clone()).find(|id| id != "0-0").unwrap();
+    let config = octo_server::ServerConfig { retention_events: Some(3), ..Default::default() };
+    assert!(octo_server::trim_events(&s.state, &config).await.unwrap() > 0);
+    assert_eq!(octo_server::trim_events(&s.state, &config).await.unwrap(), 0, "already trimmed");
+
+    let mut stale = Stream::open(&s, "", Some(&first)).await;
+    assert_eq!(stale.next().await.unwrap().event, "connected");
+    let error = stale.next().await.unwrap();
+    assert_eq!(error.event, "error");
+    assert_eq!(error.data["code"], "RETENTION");
+    assert!(stale.next().await.is_none(), "and the stream ends");
+    // From the start of what is held is fine.
+    let mut fresh = Stream::open(&s, "?from=0&with-inferences=true", None).await;
+    let (rest, _) = fresh.until_heartbeat().await;
+    assert!(!rest.is_empty() && rest.len() < frames.len());
+}

@@ -8,7 +8,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use redb::{
-    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
 };
 
 use crate::codec::{decode_key, encode_key, encode_record, prefix_end, ref_key, split_times, version_key, Record};
@@ -25,6 +26,7 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const EVENTS: TableDefinition<(u64, u64), (u64, &[u8])> = TableDefinition::new("events");
 const LAST_TX: &str = "last_tx";
 const LAST_EVENT: &str = "last_event";
+const TRIMMED_UNTIL: &str = "trimmed_until";
 
 /// Tuning for the embedded engine.
 #[derive(Debug, Clone)]
@@ -120,6 +122,41 @@ impl Store for RedbStore {
         }))
     }
 
+    fn trim_events(&self, keep_last: Option<u64>, before_ms: Option<u64>, max: usize) -> Result<u64> {
+        if keep_last.is_none() && before_ms.is_none() {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write().map_err(StoreError::engine)?;
+        let mut removed = 0u64;
+        let mut last_removed = None;
+        {
+            let mut events = txn.open_table(EVENTS).map_err(StoreError::engine)?;
+            let mut held = ReadableTableMetadata::len(&events).map_err(StoreError::engine)?;
+            while (removed as usize) < max {
+                let Some((ms, seq)) = events.first().map_err(StoreError::engine)?.map(|(k, _)| k.value()) else {
+                    break;
+                };
+                let too_many = keep_last.is_some_and(|n| held > n);
+                let too_old = before_ms.is_some_and(|b| ms < b);
+                if !too_many && !too_old {
+                    break;
+                }
+                events.remove((ms, seq)).map_err(StoreError::engine)?;
+                last_removed = Some(EventId { ms, seq });
+                held -= 1;
+                removed += 1;
+            }
+        }
+        if let Some(id) = last_removed {
+            let mut meta = txn.open_table(META).map_err(StoreError::engine)?;
+            let mut bytes = id.ms.to_le_bytes().to_vec();
+            bytes.extend_from_slice(&id.seq.to_le_bytes());
+            meta.insert(TRIMMED_UNTIL, bytes.as_slice()).map_err(StoreError::engine)?;
+        }
+        txn.commit().map_err(StoreError::engine)?;
+        Ok(removed)
+    }
+
     fn wait_for_events(&self, after: Option<EventId>, timeout: Duration) -> Option<EventId> {
         let deadline = Instant::now() + timeout;
         let mut last = self.events.last.lock().unwrap_or_else(|p| p.into_inner());
@@ -175,6 +212,9 @@ impl Reader for RedbSnapshot {
     }
     fn event_bounds(&self) -> Result<Option<(EventId, EventId)>> {
         event_bounds(&self.events)
+    }
+    fn events_trimmed_until(&self) -> Result<Option<EventId>> {
+        read_event_id(&self.meta, TRIMMED_UNTIL)
     }
 }
 
@@ -334,6 +374,9 @@ impl Reader for RedbTransaction {
         self.flush()?;
         event_bounds(&self.txn().open_table(EVENTS).map_err(StoreError::engine)?)
     }
+    fn events_trimmed_until(&self) -> Result<Option<EventId>> {
+        read_event_id(&self.txn().open_table(META).map_err(StoreError::engine)?, TRIMMED_UNTIL)
+    }
 }
 
 impl Transaction for RedbTransaction {
@@ -418,7 +461,11 @@ fn read_last_tx(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Resul
 }
 
 fn read_last_event(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Option<EventId>> {
-    let Some(v) = meta.get(LAST_EVENT).map_err(StoreError::engine)? else { return Ok(None) };
+    read_event_id(meta, LAST_EVENT)
+}
+
+fn read_event_id(meta: &impl ReadableTable<&'static str, &'static [u8]>, name: &str) -> Result<Option<EventId>> {
+    let Some(v) = meta.get(name).map_err(StoreError::engine)? else { return Ok(None) };
     let b = v.value();
     let (ms, seq) = b.split_at_checked(8).ok_or_else(|| StoreError::Corrupt("last_event record".into()))?;
     let ms: [u8; 8] = ms.try_into().map_err(|_| StoreError::Corrupt("last_event record".into()))?;

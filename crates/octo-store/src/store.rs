@@ -62,6 +62,10 @@ pub trait Reader {
     /// The first and last event ids held, if any.
     fn event_bounds(&self) -> Result<Option<(EventId, EventId)>>;
 
+    /// The last event removed by retention, if any: a consumer whose position is before it has
+    /// missed events that are gone.
+    fn events_trimmed_until(&self) -> Result<Option<EventId>>;
+
     /// The live keys of one type as of `at`, in key order, without their documents: for counts
     /// and pages, where reading every document would be the cost.
     fn scan_type_keys(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(&str) -> bool) -> Result<()> {
@@ -110,6 +114,11 @@ pub trait Store: Send + Sync {
 
     /// Starts the (single) write transaction, waiting for one in progress to finish.
     fn begin(&self) -> Result<Box<dyn Transaction + '_>>;
+
+    /// Removes the oldest events beyond `keep_last` and those older than `before_ms` (each
+    /// optional), at most `max` in one call, and returns how many went. Only the event log is
+    /// trimmed; the versions stay.
+    fn trim_events(&self, keep_last: Option<u64>, before_ms: Option<u64>, max: usize) -> Result<u64>;
 
     /// Blocks until an event after `after` is committed (`None`: any event), or `timeout`
     /// passes; returns the last event id then held. Consumers wait here instead of polling.

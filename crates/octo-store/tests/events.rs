@@ -106,3 +106,28 @@ fn waiting_consumers_wake_on_commit_without_polling() {
     tx.commit().unwrap();
     assert_eq!(s.snapshot().unwrap().events(EventPosition::Start, 10).unwrap().len(), 2);
 }
+
+#[test]
+fn retention_trims_the_oldest_events_and_remembers_where() {
+    let (_d, store) = open();
+    let ids = commit_events(&store, &["a", "b", "c", "d", "e"]);
+    assert_eq!(store.snapshot().unwrap().events_trimmed_until().unwrap(), None);
+    // Keep the last three.
+    assert_eq!(store.trim_events(Some(3), None, 1000).unwrap(), 2);
+    let snap = store.snapshot().unwrap();
+    assert_eq!(snap.event_bounds().unwrap(), Some((ids[2], ids[4])));
+    assert_eq!(snap.events_trimmed_until().unwrap(), Some(ids[1]));
+    let left: Vec<EventId> = snap.events(EventPosition::Start, 10).unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(left, ids[2..].to_vec());
+    drop(snap);
+    // By age, at most `max` per call.
+    let later = commit_events(&store, &["f"]);
+    assert_eq!(store.trim_events(None, Some(later[0].ms + 1), 2).unwrap(), 2);
+    assert_eq!(store.trim_events(None, Some(later[0].ms + 1), 2).unwrap(), 2, "the rest, including f");
+    assert_eq!(store.snapshot().unwrap().event_bounds().unwrap(), None);
+    assert_eq!(store.snapshot().unwrap().events_trimmed_until().unwrap(), Some(later[0]));
+    assert_eq!(store.trim_events(None, None, 10).unwrap(), 0, "no retention, nothing trimmed");
+    // Ids never go back, even with the log empty.
+    let next = commit_events(&store, &["g"]);
+    assert!(next[0] > later[0]);
+}

@@ -21,6 +21,19 @@ pub struct FileConfig {
     /// The HTTP API.
     #[serde(default)]
     pub server: ServerSection,
+    /// The change stream.
+    #[serde(default)]
+    pub stream: StreamSection,
+}
+
+/// The `[stream]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSection {
+    /// Change events kept per organisation (default: all).
+    pub retention_events: Option<u64>,
+    /// Hours change events are kept (default: for ever).
+    pub retention_hours: Option<u64>,
 }
 
 /// The `[server]` table.
@@ -87,6 +100,8 @@ impl Config {
                     listen: listen.or(file.server.listen).unwrap_or(default.listen),
                     auth: file.server.auth.unwrap_or(default.auth),
                     max_body_bytes: file.server.max_body_mb.map_or(default.max_body_bytes, |mb| mb << 20),
+                    retention_events: file.stream.retention_events,
+                    retention_age: file.stream.retention_hours.map(|h| std::time::Duration::from_secs(h * 3600)),
                 }
             },
         })

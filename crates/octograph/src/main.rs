@@ -298,7 +298,7 @@ fn serve(
     // The default organisation exists from the first start, so a new user has somewhere to write.
     orgs.get_or_create("default")?;
     let state = octo_server::AppState::new(Arc::new(orgs), Some(engine), tokens);
-    let app = octo_server::app(state, &config.server);
+    let app = octo_server::app(state.clone(), &config.server);
     let runtime = octo_server::runtime()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -308,7 +308,14 @@ fn serve(
             listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), auth = config.server.auth,
             "octograph API ready"
         );
+        // Retention runs beside the server and stops with it.
+        let trimming = tokio::spawn(octo_server::trim_events_forever(
+            state.clone(),
+            config.server.clone(),
+            std::time::Duration::from_secs(60),
+        ));
         octo_server::serve(listener, app, octo_server::shutdown_signal()).await?;
+        trimming.abort();
         tracing::info!("stopped");
         anyhow::Ok(())
     })

@@ -436,10 +436,17 @@ async fn open(
     let options = options_from(&p, &headers)?;
     let recover = recover_from(&p, &headers)?;
     let g = graph.clone();
-    let bounds = blocking(move || {
-        Ok(g.store().snapshot().and_then(|s| s.event_bounds()).map_err(octo_graph::GraphError::from)?)
+    let (bounds, trimmed) = blocking(move || {
+        let snap = g.store().snapshot().map_err(GraphError::from)?;
+        Ok((snap.event_bounds().map_err(GraphError::from)?, snap.events_trimmed_until().map_err(GraphError::from)?))
     })
     .await?;
+    // A position from before what retention removed: the consumer has missed events for good.
+    let too_old = match (given, trimmed) {
+        (Some(EventPosition::After(id)), Some(t)) => id < t,
+        (Some(EventPosition::AtOrAfterMillis(ms)), Some(t)) => ms <= t.ms,
+        _ => false,
+    };
     let mut position = match (given, recover) {
         (Some(p), _) => p,
         // A snapshot as known at the date, then every event from that millisecond on (an event
@@ -462,6 +469,18 @@ async fn open(
     });
     tokio::spawn(async move {
         if tx.send(Ok(SseEvent::default().event("connected").data(connected.to_string()))).await.is_err() {
+            return;
+        }
+        if too_old {
+            let message = format!(
+                "the position is older than the stream's retention: events up to {} are gone; reconnect with recover to rebuild the state",
+                trimmed.map(|t| t.to_string()).unwrap_or_default()
+            );
+            let _ = tx
+                .send(Ok(SseEvent::default()
+                    .event("error")
+                    .data(json!({"message": message, "code": "RETENTION"}).to_string())))
+                .await;
             return;
         }
         let mut consumer = Some(Consumer::new(options, filter.clone()));
