@@ -1,6 +1,9 @@
-//! Every mapped object validates with the reference implementation: the `stix2` Python library
-//! parses it and `stix2-validator` accepts it. The test makes its own virtualenv (under the
-//! target directory, kept between runs) with both from PyPI; it needs `python3`.
+//! Checks against the Python ecosystem consumers use: every STIX object validates with the
+//! `stix2` library and `stix2-validator`, and a real SSE client library (`sseclient-py`) reads
+//! and resumes the change stream. The tests make their own virtualenv (under the target
+//! directory, kept between runs) with the packages from PyPI; they need `python3`.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,17 +13,17 @@ use octo_stream::stix::{extension_definition, organisation_identity, to_stix};
 use serde_json::{json, Value};
 
 fn python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("stix2-venv");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-venv");
     let python = venv.join("bin/python");
     let ready = venv.join("ready");
     if !ready.exists() {
         let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 is needed");
         assert!(ok.success(), "python3 -m venv failed");
         let ok = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "stix2==3.0.2", "stix2-validator==3.2.0"])
+            .args(["-m", "pip", "install", "--quiet", "stix2==3.0.2", "stix2-validator==3.2.0", "sseclient-py==1.9.0"])
             .status()
             .unwrap();
-        assert!(ok.success(), "pip install stix2 stix2-validator failed");
+        assert!(ok.success(), "pip install failed");
         std::fs::write(&ready, "").unwrap();
     }
     python
@@ -92,4 +95,58 @@ fn mapped_objects_validate_with_stix2() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
     assert!(text.contains(&format!("{} objects, 0 invalid", objects.len())), "{text}");
+}
+
+const SSE_CLIENT: &str = r#"
+import json, sys, urllib.request
+import sseclient
+url, token, last = sys.argv[1], sys.argv[2], sys.argv[3]
+headers = {"Authorization": "Bearer " + token, "Accept": "text/event-stream"}
+if last:
+    headers["Last-Event-ID"] = last
+response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30)
+seen = []
+for event in sseclient.SSEClient(response).events():
+    if event.event == "heartbeat":
+        break
+    if event.event == "connected":
+        continue
+    seen.append({"id": event.id, "event": event.event, "type": json.loads(event.data)["data"]["type"],
+                 "value": json.loads(event.data)["data"].get("value")})
+response.close()
+print(json.dumps(seen))
+"#;
+
+#[test]
+fn a_real_sse_client_reads_and_resumes_the_stream() {
+    let s = common::server(true, &["acme"]);
+    s.state.set_heartbeat(std::time::Duration::from_millis(300));
+    let token = s.token(&["acme"], octo_server::auth::Role::Write);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("http://{}/acme/stream", listener.local_addr().unwrap());
+    runtime.spawn(octo_server::serve(listener, s.app.clone(), std::future::pending()));
+    let declare = |name: &str| {
+        let body = json!({"ooi": {"object_type": "Hostname", "network": "Network|internet", "name": name}});
+        let (st, v) =
+            runtime.block_on(s.send(axum::http::Method::POST, "/acme/declarations", Some(body), Some(&token)));
+        assert_eq!(st, 200, "{v}");
+    };
+    declare("one.example");
+    declare("two.example");
+    let read = |query: &str, last: &str| -> Vec<Value> {
+        let out =
+            Command::new(python()).args(["-c", SSE_CLIENT, &format!("{url}{query}"), &token, last]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let first = read("?from=0", "");
+    let names: Vec<&Value> = first.iter().filter(|e| e["type"] == "domain-name").map(|e| &e["value"]).collect();
+    assert_eq!(names, [&json!("one.example"), &json!("two.example")], "{first:?}");
+    // The client reconnects with the last id it saw and gets only what came after.
+    let last = first.last().unwrap()["id"].as_str().unwrap().to_owned();
+    declare("three.example");
+    let resumed = read("", &last);
+    let names: Vec<&Value> = resumed.iter().filter(|e| e["type"] == "domain-name").map(|e| &e["value"]).collect();
+    assert_eq!(names, [&json!("three.example")], "{resumed:?}");
 }
