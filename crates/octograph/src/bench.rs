@@ -8,6 +8,24 @@ use octo_store::{AsOf, RedbStore, Store, StoreOptions, Timestamp, ValidTime};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// One consumer replaying the change stream from the start on the graph of `bench server`
+    /// (loaded first when `--dir` does not hold it): frames per second (docs/PERFORMANCE.md).
+    Stream {
+        /// Hostnames of the attack surface when it has to be loaded.
+        #[arg(long, default_value_t = 20_000)]
+        hostnames: u32,
+        /// Data directory of `bench server` (default: a temporary one, loaded afresh).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Stop after this many frames (or when the consumer has caught up).
+        #[arg(long, default_value_t = 1_000_000)]
+        frames: u64,
+        /// Stream options as a query string (e.g. `with-inferences=true&no-dependencies=true`).
+        #[arg(long, default_value = "")]
+        options: String,
+        #[arg(long, default_value_t = 1024)]
+        cache_mb: usize,
+    },
     /// Load the attack surface of `bench bits` into an organisation, serve it as `serve` does
     /// (tokens on) and measure GET /object, GET /tree (depth 2) and POST /observations (10
     /// ports) from a keep-alive client on loopback (docs/PERFORMANCE.md).
@@ -75,6 +93,9 @@ pub enum BenchCommand {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Stream { hostnames, dir, frames, options, cache_mb } => {
+            crate::bench_stream::run(hostnames, dir, frames, options, cache_mb)
+        }
         BenchCommand::Server {
             hostnames,
             ports_per_address,

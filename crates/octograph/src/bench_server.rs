@@ -19,7 +19,74 @@ use tokio::net::TcpStream;
 
 use crate::bench_bits::{address, hostname, percentile, port_number};
 
-const ORG: &str = "bench";
+pub(crate) const ORG: &str = "bench";
+
+/// The bench organisation in `dir`: reused when there, else the attack surface of `bench bits`
+/// loaded into it (every bit on). Returns it with the engine and its number of objects.
+pub(crate) fn open_or_load(
+    dir: &std::path::Path,
+    hostnames: u32,
+    ports_per_address: u32,
+    cache_mb: usize,
+) -> anyhow::Result<(Organisations, Arc<BitEngine>, usize)> {
+    let catalog = Catalog::builtin();
+    let bits = builtin::all();
+    let every =
+        BitSwitches { enabled: bits.iter().map(|b| b.definition().id.clone()).collect(), disabled: Default::default() };
+    let engine = Arc::new(BitEngine::new(catalog.clone(), bits, every)?);
+    let orgs = Organisations::open(dir, catalog.clone(), StoreOptions { cache_bytes: cache_mb << 20 })?
+        .with_inferrer(engine.clone());
+    let graph = if orgs.exists(ORG) {
+        eprintln!("reusing the graph in {}", dir.display());
+        orgs.get(ORG)?
+    } else {
+        let g = orgs.create(ORG)?;
+        let t = Instant::now();
+        let (declared, _) = crate::bench_bits::load(&g, &catalog, hostnames, ports_per_address)?;
+        eprintln!("loaded {declared} declarations in {:.0} s", t.elapsed().as_secs_f64());
+        g
+    };
+    let at = AsOf::valid(Timestamp::now());
+    let objects = graph.list_objects(&octo_graph::ListQuery { limit: 0, ..Default::default() }, at)?.count;
+    eprintln!("{objects} objects");
+    Ok((orgs, engine, objects))
+}
+
+/// The server running in this process, as `serve` runs it (tokens on), for a load client.
+pub(crate) struct Served {
+    pub addr: std::net::SocketAddr,
+    pub token: String,
+    runtime: tokio::runtime::Runtime,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    /// Serves `orgs` on a loopback port with a write token for the bench organisation.
+    pub fn start(orgs: Organisations, engine: Arc<BitEngine>, dir: &std::path::Path) -> anyhow::Result<Served> {
+        let token_path = octo_server::auth::token_file(dir);
+        let (token, _) =
+            octo_server::auth::create_token(&token_path, &[ORG.to_owned()], octo_server::auth::Role::Write, None)?;
+        let tokens = Arc::new(octo_server::auth::Tokens::open(&token_path)?);
+        let state = octo_server::AppState::new(Arc::new(orgs), Some(engine), Some(tokens));
+        let app = octo_server::app(state, &octo_server::ServerConfig::default());
+        let runtime = octo_server::runtime()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = runtime.spawn(octo_server::serve(listener, app, async {
+            let _ = stopped.await;
+        }));
+        Ok(Served { addr, token, runtime, stop, server })
+    }
+
+    /// Stops the server and waits for it.
+    pub fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.runtime.block_on(self.server)??;
+        Ok(())
+    }
+}
 
 /// Builds the next request of a scenario.
 type MakeRequest = Arc<dyn Fn(&mut Rng) -> Vec<u8> + Send + Sync>;
@@ -156,44 +223,10 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
-    let catalog = Catalog::builtin();
-    let bits = builtin::all();
-    let every =
-        BitSwitches { enabled: bits.iter().map(|b| b.definition().id.clone()).collect(), disabled: Default::default() };
-    let engine = Arc::new(BitEngine::new(catalog.clone(), bits, every)?);
-    let orgs = Organisations::open(&dir, catalog.clone(), StoreOptions { cache_bytes: cache_mb << 20 })?
-        .with_inferrer(engine.clone());
-    let graph = if orgs.exists(ORG) {
-        eprintln!("reusing the graph in {}", dir.display());
-        orgs.get(ORG)?
-    } else {
-        let g = orgs.create(ORG)?;
-        let t = Instant::now();
-        let (declared, _) = crate::bench_bits::load(&g, &catalog, hostnames, ports_per_address)?;
-        eprintln!("loaded {declared} declarations in {:.0} s", t.elapsed().as_secs_f64());
-        g
-    };
-    let at = AsOf::valid(Timestamp::now());
-    let objects = graph.list_objects(&octo_graph::ListQuery { limit: 0, ..Default::default() }, at)?.count;
-    drop(graph);
-    eprintln!("{objects} objects");
+    let (orgs, engine, objects) = open_or_load(&dir, hostnames, ports_per_address, cache_mb)?;
 
-    let token_path = octo_server::auth::token_file(&dir);
-    let (token, _) =
-        octo_server::auth::create_token(&token_path, &[ORG.to_owned()], octo_server::auth::Role::Write, None)?;
-    let tokens = Arc::new(octo_server::auth::Tokens::open(&token_path)?);
-    let state = octo_server::AppState::new(Arc::new(orgs), Some(engine), Some(tokens));
-    let config = octo_server::ServerConfig::default();
-    let app = octo_server::app(state, &config);
-
-    // The server on the runtime `serve` uses; the client on threads of its own.
-    let server_rt = octo_server::runtime()?;
-    let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = server_rt.spawn(octo_server::serve(listener, app, async {
-        let _ = stopped.await;
-    }));
+    let served = Served::start(orgs, engine, &dir)?;
+    let (addr, token) = (served.addr, served.token.clone());
     let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let ips = hostnames * 2;
     let duration = Duration::from_secs(duration_secs);
@@ -270,8 +303,7 @@ pub fn run(
         );
         results.insert(s.name.to_owned(), s.to_json());
     }
-    let _ = stop.send(());
-    server_rt.block_on(server)??;
+    served.stop()?;
     println!(
         "{}",
         json!({"objects": objects, "hostnames": hostnames, "duration_seconds": duration_secs,

@@ -9,6 +9,7 @@
 mod bench;
 mod bench_bits;
 mod bench_server;
+mod bench_stream;
 mod config;
 
 use std::io::Read;
