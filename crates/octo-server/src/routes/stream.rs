@@ -505,7 +505,18 @@ async fn open(
             let mut c = consumer.take().unwrap_or(Consumer::new(options, filter.clone()));
             let mut reached_now = reached;
             let read = blocking(move || {
-                let batch = g.store().snapshot().and_then(|s| s.events(position, BATCH)).map_err(GraphError::from)?;
+                let snap = g.store().snapshot().map_err(GraphError::from)?;
+                // Retention may have removed events this consumer has not had yet.
+                let trimmed = snap.events_trimmed_until().map_err(GraphError::from)?;
+                if let (EventPosition::After(p), Some(t)) = (position, trimmed) {
+                    if p < t {
+                        return Err(ApiError::conflict(format!(
+                            "the stream fell behind its retention: events up to {t} are gone; reconnect with recover"
+                        )));
+                    }
+                }
+                let batch = snap.events(position, BATCH).map_err(GraphError::from)?;
+                drop(snap);
                 let whole = octo_stream::whole_transactions(&batch, batch.len() < BATCH);
                 let last = whole.last().map(|e| e.id);
                 let frames = c.frames(&g, octo_stream::messages(whole, g.catalog()), &mut reached_now)?;
@@ -518,9 +529,9 @@ async fn open(
                     (c, frames, last)
                 }
                 Err(e) => {
-                    let _ = tx
-                        .send(Ok(SseEvent::default().event("error").data(json!({"message": e.message}).to_string())))
-                        .await;
+                    let code = if e.status == axum::http::StatusCode::CONFLICT { "RETENTION" } else { "INTERNAL" };
+                    let data = json!({"message": e.message, "code": code}).to_string();
+                    let _ = tx.send(Ok(SseEvent::default().event("error").data(data))).await;
                     return;
                 }
             };
