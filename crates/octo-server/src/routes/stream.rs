@@ -187,10 +187,16 @@ impl Consumer {
         let catalog = graph.catalog();
         let mut out = Vec::new();
         for m in messages {
-            let at = AsOf::valid(m.valid_time.parse().unwrap_or_else(|_| octo_store::Timestamp::now()));
+            // The graph as it was known when the event happened (its id's millisecond bounds
+            // its transaction time), so a replay judges filters and inferences as they were.
+            let known =
+                octo_store::Timestamp::from_micros((i64::try_from(m.id.ms).unwrap_or(i64::MAX / 1000) + 1) * 1000 - 1);
+            let valid = m.valid_time.parse().unwrap_or_else(|_| octo_store::Timestamp::now());
+            let at = AsOf { valid_time: valid, tx_time: Some(known) };
+            let before =
+                AsOf { valid_time: octo_store::Timestamp::from_micros(valid.as_micros() - 1), tx_time: Some(known) };
             let main_id = m.data["data"]["id"].as_str().unwrap_or_default().to_owned();
             let mut group: Vec<(&'static str, String)> = Vec::new();
-            let before = AsOf::valid(octo_store::Timestamp::from_micros(at.valid_time.as_micros() - 1));
             let was_visible = match &m.old_doc {
                 Some(old) => self.visible(graph, old, before)?,
                 None => false,
