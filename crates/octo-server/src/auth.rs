@@ -70,6 +70,9 @@ pub struct TokenRecord {
     /// What it is for, as its creator said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The most restricted TLP marking it may see on the change stream (absent: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearance: Option<octo_stream::Tlp>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -86,12 +89,19 @@ pub struct Principal {
     pub organisations: Vec<String>,
     /// Its role.
     pub role: Role,
+    /// The most restricted marking it may see.
+    pub clearance: octo_stream::Tlp,
 }
 
 impl Principal {
     /// Everything, for a server run with authentication off.
     pub fn unrestricted() -> Self {
-        Principal { token_id: None, organisations: vec![ALL_ORGANISATIONS.into()], role: Role::Admin }
+        Principal {
+            token_id: None,
+            organisations: vec![ALL_ORGANISATIONS.into()],
+            role: Role::Admin,
+            clearance: octo_stream::Tlp::Red,
+        }
     }
 
     /// Whether it may use `organisation` with at least `needed`.
@@ -163,6 +173,7 @@ pub fn create_token(
     organisations: &[String],
     role: Role,
     description: Option<String>,
+    clearance: Option<octo_stream::Tlp>,
 ) -> Result<(String, TokenRecord), TokenError> {
     if organisations.is_empty() {
         return Err(TokenError::Invalid("a token needs at least one organisation (or '*')".into()));
@@ -186,6 +197,7 @@ pub fn create_token(
         role,
         created: octo_store::Timestamp::now().to_string(),
         description,
+        clearance,
     };
     file.tokens.push(record.clone());
     write_file(path, &file)?;
@@ -305,8 +317,12 @@ impl Tokens {
         };
         let hash = PasswordHash::new(&record.hash).ok()?;
         Argon2::default().verify_password(token.as_bytes(), &hash).ok()?;
-        let principal =
-            Principal { token_id: Some(record.id.clone()), organisations: record.organisations, role: record.role };
+        let principal = Principal {
+            token_id: Some(record.id.clone()),
+            organisations: record.organisations,
+            role: record.role,
+            clearance: record.clearance.unwrap_or(octo_stream::Tlp::Red),
+        };
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         // Only remember it if the record is still the one verified against (not revoked meanwhile).
         if state.records.get(&record.id).is_some_and(|r| r.hash == record.hash) {
@@ -331,7 +347,7 @@ mod tests {
     fn created_tokens_verify_and_revoked_ones_stop() {
         let dir = tempfile::tempdir().unwrap();
         let path = token_file(dir.path());
-        let (token, record) = create_token(&path, &["acme".into()], Role::Write, None).unwrap();
+        let (token, record) = create_token(&path, &["acme".into()], Role::Write, None, None).unwrap();
         assert!(!std::fs::read_to_string(&path).unwrap().contains(&token), "only the hash is stored");
         let tokens = Tokens::open(&path).unwrap();
         let p = tokens.authenticate(&token).unwrap();
@@ -350,8 +366,8 @@ mod tests {
     fn bad_arguments_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = token_file(dir.path());
-        assert!(create_token(&path, &[], Role::Read, None).is_err());
-        assert!(create_token(&path, &["../etc".into()], Role::Read, None).is_err());
+        assert!(create_token(&path, &[], Role::Read, None, None).is_err());
+        assert!(create_token(&path, &["../etc".into()], Role::Read, None, None).is_err());
         assert!("owner".parse::<Role>().is_err());
     }
 }

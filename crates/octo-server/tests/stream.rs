@@ -30,7 +30,14 @@ impl Stream {
     }
 
     async fn open_path(s: &common::TestServer, uri: &str, last_event_id: Option<&str>) -> Stream {
+        Self::open_as(s, uri, last_event_id, None).await
+    }
+
+    async fn open_as(s: &common::TestServer, uri: &str, last_event_id: Option<&str>, token: Option<&str>) -> Stream {
         let mut req = Request::builder().uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
         }
@@ -430,4 +437,73 @@ async fn a_position_older_than_the_retention_gets_an_error_event() {
     let mut fresh = Stream::open(&s, "?from=0&with-inferences=true", None).await;
     let (rest, _) = fresh.until_heartbeat().await;
     assert!(!rest.is_empty() && rest.len() < frames.len());
+}
+
+#[tokio::test]
+async fn markings_decide_who_sees_an_object() {
+    use axum::http::Method;
+    use octo_stream::Tlp;
+    let s = common::server(true, &["acme"]);
+    s.state.set_heartbeat(Duration::from_millis(150));
+    let writer = s.token(&["acme"], octo_server::auth::Role::Write);
+    let green = s.token_cleared(&["acme"], octo_server::auth::Role::Read, Some(Tlp::Green));
+    let w = Some(writer.as_str());
+    for name in ["open.example", "secret.example"] {
+        let body = json!({"ooi": {"object_type": "Hostname", "network": "Network|internet", "name": name}});
+        assert_eq!(s.send(Method::POST, "/acme/declarations", Some(body), w).await.0, 200);
+    }
+    // The API: default CLEAR, an object's own marking, refusals.
+    let (_, v) = s.send(Method::GET, "/acme/markings/default", None, w).await;
+    assert_eq!(v["marking"], "TLP:CLEAR");
+    let secret = "Hostname|internet|secret.example";
+    let mut green_stream = Stream::open_as(&s, "/acme/stream?from=0", None, Some(&green)).await;
+    let (before, _) = green_stream.until_heartbeat().await;
+    assert!(before.iter().any(|f| f.data["data"]["value"] == "secret.example"), "CLEAR at first");
+    assert_eq!(before[0].data["data"]["object_marking_refs"], json!([Tlp::Clear.stix_id()]));
+    let mut red_stream = Stream::open_as(&s, "/acme/stream", None, Some(&writer)).await;
+    red_stream.until_heartbeat().await;
+
+    let (st, v) =
+        s.send(Method::PUT, "/acme/markings", Some(json!({"reference": secret, "marking": "amber"})), w).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, v) = s.send(Method::GET, &format!("/acme/markings?reference={}", common::q(secret)), None, w).await;
+    assert_eq!((v["marking"].as_str(), v["own"].as_bool()), (Some("TLP:AMBER"), Some(true)));
+    for (method, uri, body, status) in [
+        (Method::PUT, "/acme/markings".to_owned(), Some(json!({"reference": secret, "marking": "TLP:PURPLE"})), 400),
+        (
+            Method::PUT,
+            "/acme/markings".to_owned(),
+            Some(json!({"reference": "Hostname|internet|none.example", "marking": "red"})),
+            404,
+        ),
+        (Method::PUT, "/acme/markings/default".to_owned(), Some(json!({"marking": "blue"})), 400),
+        (Method::GET, "/acme/markings".to_owned(), None, 422),
+    ] {
+        let (st, v) = s.send(method, &uri, body, w).await;
+        assert_eq!(st.as_u16(), status, "{uri}: {v}");
+    }
+    assert_eq!(
+        s.send(Method::PUT, "/acme/markings", Some(json!({"reference": secret, "marking": "red"})), Some(&green))
+            .await
+            .0,
+        403,
+        "a reader cannot mark"
+    );
+
+    // Marked beyond GREEN: gone for the green consumer, an update of its marking for the other.
+    let gone = green_stream.until(|fs| !fs.is_empty()).await;
+    assert_eq!((gone[0].event.as_str(), &gone[0].data["data"]["value"]), ("delete", &json!("secret.example")));
+    let changed = red_stream.until(|fs| !fs.is_empty()).await;
+    assert_eq!(changed[0].event, "update");
+    assert_eq!(changed[0].data["data"]["object_marking_refs"], json!([Tlp::Amber.stix_id()]));
+    // A green consumer starting now never sees it; clearing the marking brings it back.
+    let mut late = Stream::open_as(&s, "/acme/stream?from=0", None, Some(&green)).await;
+    let (frames, _) = late.until_heartbeat().await;
+    let secret_frames: Vec<&str> =
+        frames.iter().filter(|f| f.data["data"]["value"] == "secret.example").map(|f| f.event.as_str()).collect();
+    assert_eq!(secret_frames, ["create", "delete"], "replayed as it happened: created while CLEAR, then gone");
+    let (st, _) = s.send(Method::DELETE, &format!("/acme/markings?reference={}", common::q(secret)), None, w).await;
+    assert_eq!(st, 200);
+    let back = green_stream.until(|fs| !fs.is_empty()).await;
+    assert_eq!((back[0].event.as_str(), &back[0].data["data"]["value"]), ("create", &json!("secret.example")));
 }

@@ -2,7 +2,8 @@
 //! `{"mode": "and"|"or", "filters": [{"key", "values", "operator", "mode"}], "filterGroups": [...]}`.
 //!
 //! Keys: `entity_type` (an OOI type; abstract types match their subtypes), `scan_level`,
-//! `origin_type`, `origin_method`, and `field:<name>` for an object's field value. Operators:
+//! `origin_type`, `origin_method`, `marking` (a TLP level), and `field:<name>` for an object's
+//! field value. Operators:
 //! `eq` and `not_eq` for all, `gt`, `gte`, `lt`, `lte` for `scan_level`. Within a filter the
 //! values combine by the filter's `mode` (default `or`); filters and groups by the group's.
 
@@ -68,6 +69,8 @@ pub struct ObjectView<'a> {
     pub scan_level: u8,
     /// The kinds (`declaration`…) and methods of the origins that held it then.
     pub origins: &'a [(String, String)],
+    /// Its marking then.
+    pub marking: crate::Tlp,
 }
 
 impl FilterGroup {
@@ -110,10 +113,15 @@ impl FilterGroup {
                         return Err("origin_method values are method names".into());
                     }
                 }
+                "marking" => {
+                    for v in &f.values {
+                        v.as_str().ok_or("marking values are TLP levels")?.parse::<crate::Tlp>()?;
+                    }
+                }
                 key if key.starts_with("field:") => {}
                 other => {
                     return Err(format!(
-                    "unknown filter key '{other}' (entity_type, scan_level, origin_type, origin_method, field:<name>)"
+                    "unknown filter key '{other}' (entity_type, scan_level, origin_type, origin_method, marking, field:<name>)"
                 ))
                 }
             }
@@ -161,6 +169,7 @@ impl Filter {
                 }),
                 "origin_type" => view.origins.iter().any(|(t, _)| Some(t.as_str()) == v.as_str()),
                 "origin_method" => view.origins.iter().any(|(_, m)| Some(m.as_str()) == v.as_str()),
+                "marking" => v.as_str().and_then(|t| t.parse::<crate::Tlp>().ok()) == Some(view.marking),
                 key => {
                     let field = key.strip_prefix("field:").unwrap_or(key);
                     match view.doc.get(field) {

@@ -8,8 +8,10 @@
 #![warn(missing_docs)]
 
 pub mod filter;
+pub mod marking;
 pub mod message;
 pub mod stix;
 
 pub use filter::{FilterGroup, ObjectView};
+pub use marking::Tlp;
 pub use message::{messages, whole_transactions, StreamMessage};

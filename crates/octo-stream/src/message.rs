@@ -12,7 +12,8 @@ use crate::stix::to_stix;
 pub struct StreamMessage {
     /// The event it comes from (the SSE `id:`, which a consumer resumes after).
     pub id: EventId,
-    /// `create`, `update` or `delete` (the SSE `event:`).
+    /// `create`, `update` or `delete` (the SSE `event:`); `marking` for a changed marking (no
+    /// frame of its own: each consumer sees the object appear, change or go).
     pub kind: &'static str,
     /// The `data:` JSON.
     pub data: Json,
@@ -20,7 +21,7 @@ pub struct StreamMessage {
     pub key: String,
     /// The object as the graph stores it (after the change; before it, for a delete).
     pub doc: Json,
-    /// The object before the change, for updates and deletes.
+    /// The object before the change, for updates and deletes; for `marking`, the marking before.
     pub old_doc: Option<Json>,
     /// When the change took effect (valid time, RFC 3339).
     pub valid_time: String,
@@ -33,16 +34,32 @@ pub struct StreamMessage {
 /// moves past them through heartbeats. A delete lists, in `context.deletions`, the other objects
 /// the same transaction deleted (a garbage-collection cascade arrives as one story).
 pub fn messages(events: &[Event], catalog: &Catalog) -> Vec<StreamMessage> {
-    let changes: Vec<(EventId, u64, Json)> = events
-        .iter()
-        .filter_map(|e| {
-            let change: Json = serde_json::from_slice(&e.payload).ok()?;
-            (change.get("entity").and_then(Json::as_str) == Some("ooi")).then_some((e.id, e.tx_id, change))
-        })
-        .collect();
+    let mut changes: Vec<(EventId, u64, Json)> = Vec::new();
+    let mut out = Vec::new();
+    for e in events {
+        let Ok(change) = serde_json::from_slice::<Json>(&e.payload) else { continue };
+        match change.get("entity").and_then(Json::as_str) {
+            Some("ooi") => changes.push((e.id, e.tx_id, change)),
+            Some("setting") => {
+                // A marking set or cleared: the object's visibility may change for some consumers.
+                let key = change.get("key").and_then(Json::as_str).unwrap_or_default();
+                let Some(object) = key.strip_prefix("Setting|marking:") else { continue };
+                out.push(StreamMessage {
+                    id: e.id,
+                    kind: "marking",
+                    data: Json::Null,
+                    key: object.to_owned(),
+                    doc: Json::Null,
+                    old_doc: change.get("old").cloned(),
+                    valid_time: change.get("valid_time").and_then(Json::as_str).unwrap_or_default().to_owned(),
+                    relationships: vec![],
+                });
+            }
+            _ => {}
+        }
+    }
     let stix_of = |doc: &Json, when: &str| to_stix(doc, catalog, when).into_iter().next();
     let relationships_of = |doc: &Json, when: &str| to_stix(doc, catalog, when).into_iter().skip(1).collect();
-    let mut out = Vec::with_capacity(changes.len());
     for (id, tx_id, change) in &changes {
         let when = change.get("valid_time").and_then(Json::as_str).unwrap_or_default();
         let key = change.get("key").and_then(Json::as_str).unwrap_or_default();
@@ -91,6 +108,7 @@ pub fn messages(events: &[Event], catalog: &Catalog) -> Vec<StreamMessage> {
             relationships,
         });
     }
+    out.sort_by_key(|m| m.id);
     out
 }
 

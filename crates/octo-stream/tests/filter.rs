@@ -12,7 +12,10 @@ fn group(v: Value) -> FilterGroup {
 
 fn matches(g: &FilterGroup, doc: &Value, level: u8, origins: &[(&str, &str)]) -> bool {
     let origins: Vec<(String, String)> = origins.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-    g.matches(&ObjectView { doc, scan_level: level, origins: &origins }, &Catalog::builtin())
+    g.matches(
+        &ObjectView { doc, scan_level: level, origins: &origins, marking: octo_stream::Tlp::Amber },
+        &Catalog::builtin(),
+    )
 }
 
 #[test]
@@ -51,6 +54,8 @@ fn keys_operators_and_modes() {
     assert!(
         !matches(&both, &port, 0, &observed) && matches(&both, &port, 0, &[("observation", "x"), ("declaration", "y")])
     );
+    let amber = group(json!({"filters": [{"key": "marking", "values": ["amber", "TLP:RED"]}]}));
+    assert!(matches(&amber, &host, 0, &[]), "the view's marking is AMBER");
     // The empty filter lets everything through.
     assert!(matches(&group(json!({})), &host, 0, &[]));
 }
@@ -60,7 +65,8 @@ fn bad_filters_are_refused_when_saved() {
     let catalog = Catalog::builtin();
     for (bad, needle) in [
         (json!({"filters": [{"key": "entity_type", "values": []}]}), "no values"),
-        (json!({"filters": [{"key": "marking", "values": ["TLP:RED"]}]}), "unknown filter key"),
+        (json!({"filters": [{"key": "colour", "values": ["red"]}]}), "unknown filter key"),
+        (json!({"filters": [{"key": "marking", "values": ["TLP:PURPLE"]}]}), "not a TLP level"),
         (json!({"filterGroups": [{"filters": [{"key": "scan_level", "values": ["high"]}]}]}), "0 to 4"),
         (json!({"filters": [{"key": "field:port", "values": [1], "operator": "lt"}]}), "operator"),
     ] {

@@ -65,8 +65,13 @@ impl Served {
     /// Serves `orgs` on a loopback port with a write token for the bench organisation.
     pub fn start(orgs: Organisations, engine: Arc<BitEngine>, dir: &std::path::Path) -> anyhow::Result<Served> {
         let token_path = octo_server::auth::token_file(dir);
-        let (token, _) =
-            octo_server::auth::create_token(&token_path, &[ORG.to_owned()], octo_server::auth::Role::Write, None)?;
+        let (token, _) = octo_server::auth::create_token(
+            &token_path,
+            &[ORG.to_owned()],
+            octo_server::auth::Role::Write,
+            None,
+            None,
+        )?;
         let tokens = Arc::new(octo_server::auth::Tokens::open(&token_path)?);
         let state = octo_server::AppState::new(Arc::new(orgs), Some(engine), Some(tokens));
         let app = octo_server::app(state, &octo_server::ServerConfig::default());

@@ -191,6 +191,9 @@ enum TokenCommand {
         /// What it is for.
         #[arg(long)]
         description: Option<String>,
+        /// The most restricted TLP marking it may see on the change stream (default: all).
+        #[arg(long)]
+        clearance: Option<octo_stream::Tlp>,
     },
     /// List tokens (ids, organisations, roles; never the secrets).
     List,
@@ -243,9 +246,9 @@ fn token(config: &Config, org: &str, cmd: &TokenCommand) -> anyhow::Result<()> {
     use octo_server::auth;
     let path = auth::token_file(&config.data_dir);
     match cmd {
-        TokenCommand::Create { role, description } => {
+        TokenCommand::Create { role, description, clearance } => {
             let organisations: Vec<String> = org.split(',').map(|o| o.trim().to_owned()).collect();
-            let (token, record) = auth::create_token(&path, &organisations, *role, description.clone())?;
+            let (token, record) = auth::create_token(&path, &organisations, *role, description.clone(), *clearance)?;
             eprintln!(
                 "token {} ({} in {}); keep it, it is not shown again:",
                 record.id,
@@ -256,7 +259,8 @@ fn token(config: &Config, org: &str, cmd: &TokenCommand) -> anyhow::Result<()> {
         }
         TokenCommand::List => {
             let lines = auth::list_tokens(&path)?.into_iter().map(|t| {
-                json!({"id": t.id, "organisations": t.organisations, "role": t.role, "created": t.created, "description": t.description})
+                json!({"id": t.id, "organisations": t.organisations, "role": t.role, "clearance": t.clearance,
+                    "created": t.created, "description": t.description})
             });
             print_lines(lines)?;
         }

@@ -4,6 +4,7 @@
 mod admin;
 mod findings;
 mod live_streams;
+mod markings;
 mod objects;
 mod origins;
 mod profiles;
@@ -83,6 +84,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::export))
         .routes(routes!(admin::import_add))
         .routes(routes!(admin::import_new))
+        .routes(routes!(markings::get, markings::put, markings::delete))
+        .routes(routes!(markings::get_default, markings::put_default))
         .routes(routes!(stream::stream))
         .routes(routes!(stream::live_stream))
         .routes(routes!(live_streams::list, live_streams::create))

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
@@ -19,9 +19,11 @@ use octo_store::{AsOf, EventId, EventPosition};
 use serde_json::{json, Value as Json};
 use tokio::sync::{mpsc, watch};
 
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::{blocking, AppState};
+use octo_stream::Tlp;
 
 /// Events read from the log per round.
 const BATCH: usize = 500;
@@ -109,7 +111,43 @@ struct Frame {
 struct Consumer {
     options: Options,
     filter: Option<octo_stream::FilterGroup>,
+    /// The most restricted marking the consumer's token may see.
+    clearance: Tlp,
     seen: HashSet<String>,
+}
+
+/// An object's marking as of `at`: its own, else the organisation's default, else TLP:CLEAR.
+fn marking_of(graph: &Graph, key: &str, at: AsOf) -> Result<Tlp, GraphError> {
+    let own = graph.setting(&octo_stream::marking::setting_name(key), at)?;
+    let value = match own {
+        Some(v) => Some(v),
+        None => graph.setting(octo_stream::marking::DEFAULT_SETTING, at)?,
+    };
+    Ok(value.and_then(|v| v.as_str().and_then(|t| t.parse().ok())).unwrap_or_default())
+}
+
+/// A STIX object with its marking.
+fn marked(stix: &Json, tlp: Tlp) -> Json {
+    let mut stix = stix.clone();
+    stix["object_marking_refs"] = json!([tlp.stix_id()]);
+    stix
+}
+
+/// Appends an event's frames: all but the last carry the position before the event, the last
+/// the event's id; then the position is the event's.
+fn push_group(
+    out: &mut Vec<Frame>,
+    group: Vec<(&'static str, String)>,
+    m: &octo_stream::StreamMessage,
+    position: &mut Option<EventId>,
+) {
+    let before = position.map_or_else(|| "0-0".to_owned(), |p| p.to_string());
+    let n = group.len();
+    for (i, (event, data)) in group.into_iter().enumerate() {
+        let id = if i + 1 == n { m.id.to_string() } else { before.clone() };
+        out.push(Frame { id, event, data });
+    }
+    *position = Some(m.id);
 }
 
 /// How deep dependencies are followed (a reference chain is short: finding → port → address →
@@ -151,14 +189,19 @@ fn references_of(catalog: &Catalog, doc: &Json) -> Vec<String> {
 }
 
 impl Consumer {
-    fn new(options: Options, filter: Option<octo_stream::FilterGroup>) -> Self {
-        Consumer { options, filter, seen: HashSet::new() }
+    fn new(options: Options, filter: Option<octo_stream::FilterGroup>, clearance: Tlp) -> Self {
+        Consumer { options, filter, clearance, seen: HashSet::new() }
     }
 
-    /// Whether the consumer's filter lets `doc` through as of `at` (no filter: yes).
+    /// Whether the consumer may see `doc` as of `at`: its clearance reaches the object's
+    /// marking, and its filter (if any) lets it through.
     fn visible(&self, graph: &Graph, doc: &Json, at: AsOf) -> Result<bool, GraphError> {
-        let Some(filter) = &self.filter else { return Ok(true) };
         let key = doc.get("primary_key").and_then(Json::as_str).unwrap_or_default();
+        let marking = marking_of(graph, key, at)?;
+        if marking > self.clearance {
+            return Ok(false);
+        }
+        let Some(filter) = &self.filter else { return Ok(true) };
         let r = Reference::from_trusted(key);
         let scan_level = match graph.scan_profile(&r, at) {
             Ok(p) => p.level,
@@ -171,7 +214,7 @@ impl Consumer {
             .filter(|o| o.result.contains(&r))
             .map(|o| (o.origin_type.as_str().to_owned(), o.method))
             .collect();
-        let view = octo_stream::ObjectView { doc, scan_level, origins: &origins };
+        let view = octo_stream::ObjectView { doc, scan_level, origins: &origins, marking };
         Ok(filter.matches(&view, graph.catalog()))
     }
 
@@ -195,8 +238,17 @@ impl Consumer {
             let at = AsOf { valid_time: valid, tx_time: Some(known) };
             let before =
                 AsOf { valid_time: octo_store::Timestamp::from_micros(valid.as_micros() - 1), tx_time: Some(known) };
-            let main_id = m.data["data"]["id"].as_str().unwrap_or_default().to_owned();
             let mut group: Vec<(&'static str, String)> = Vec::new();
+            if m.kind == "marking" {
+                self.marking_changed(graph, &m, at, before, &mut group)?;
+                push_group(&mut out, group, &m, position);
+                continue;
+            }
+            let mut m = m;
+            let main_id = m.data["data"]["id"].as_str().unwrap_or_default().to_owned();
+            let marking_at = if m.kind == "delete" { before } else { at };
+            let tlp = marking_of(graph, &m.key, marking_at)?;
+            m.data["data"] = marked(&m.data["data"], tlp);
             let was_visible = match &m.old_doc {
                 Some(old) => self.visible(graph, old, before)?,
                 None => false,
@@ -262,7 +314,7 @@ impl Consumer {
                             "create",
                             payload(
                                 "create",
-                                rel,
+                                &marked(rel, tlp),
                                 message,
                                 m.data["origin"]["cause"].clone(),
                                 &m.valid_time,
@@ -272,15 +324,73 @@ impl Consumer {
                     }
                 }
             }
-            let before = position.map_or_else(|| "0-0".to_owned(), |p| p.to_string());
-            let n = group.len();
-            for (i, (event, data)) in group.into_iter().enumerate() {
-                let id = if i + 1 == n { m.id.to_string() } else { before.clone() };
-                out.push(Frame { id, event, data });
-            }
-            *position = Some(m.id);
+            push_group(&mut out, group, &m, position);
         }
         Ok(out)
+    }
+
+    /// A marking set or cleared: the object appears for consumers newly cleared for it, goes for
+    /// those no longer cleared, and changes its `object_marking_refs` for the rest.
+    fn marking_changed(
+        &mut self,
+        graph: &Graph,
+        m: &octo_stream::StreamMessage,
+        at: AsOf,
+        before: AsOf,
+        group: &mut Vec<(&'static str, String)>,
+    ) -> Result<(), GraphError> {
+        let catalog = graph.catalog();
+        let r = Reference::from_trusted(m.key.as_str());
+        let doc = match graph.get(&r, at) {
+            Ok(ooi) => ooi.to_json(),
+            Err(GraphError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let Some(stix) = octo_stream::stix::to_stix(&doc, catalog, &m.valid_time).into_iter().next() else {
+            return Ok(());
+        };
+        let id = stix["id"].as_str().unwrap_or_default().to_owned();
+        let (old, new) = (marking_of(graph, &m.key, before)?, marking_of(graph, &m.key, at)?);
+        let inferred_ok = self.options.with_inferences || !inferred_only(graph, &m.key, at)?;
+        let was = inferred_ok && self.visible(graph, &doc, before)?;
+        let now = inferred_ok && self.visible(graph, &doc, at)?;
+        let cause = json!(format!("marking {} → {}", old, new));
+        match (was, now) {
+            (true, false) => {
+                if self.options.listen_delete {
+                    let message =
+                        format!("deletes {} {} (now {new})", stix["type"].as_str().unwrap_or_default(), m.key);
+                    let context = json!({"deletions": [], "reason": "marked beyond the consumer's clearance"});
+                    group.push((
+                        "delete",
+                        payload("delete", &marked(&stix, old), message, cause, &m.valid_time, context),
+                    ));
+                }
+                self.seen.remove(&id);
+            }
+            (false, true) => {
+                if self.options.dependencies {
+                    for next in references_of(catalog, &doc) {
+                        self.dependency(graph, &next, at, &m.valid_time, 0, group)?;
+                    }
+                }
+                let message = format!("creates {} {} (now {new})", stix["type"].as_str().unwrap_or_default(), m.key);
+                group
+                    .push(("create", payload("create", &marked(&stix, new), message, cause, &m.valid_time, json!({}))));
+                self.seen.insert(id);
+            }
+            (true, true) if old != new => {
+                let (was_marked, now_marked) = (marked(&stix, old), marked(&stix, new));
+                let context = json!({
+                    "patch": json_patch::diff(&was_marked, &now_marked),
+                    "reverse_patch": json_patch::diff(&now_marked, &was_marked),
+                });
+                let message = format!("updates the marking of {} to {new}", m.key);
+                group.push(("update", payload("update", &now_marked, message, cause, &m.valid_time, context)));
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Sends every object as it was at `at` as `create` frames (dependencies first, options
@@ -368,13 +478,20 @@ impl Consumer {
         if !self.options.with_inferences && inferred_only(graph, key, at)? {
             return Ok(());
         }
+        let tlp = marking_of(graph, key, at)?;
+        if tlp > self.clearance {
+            return Ok(());
+        }
         self.seen.insert(id);
         for next in references_of(catalog, &doc) {
             self.dependency(graph, &next, at, valid_time, depth + 1, group)?;
         }
         if let Some(stix) = octo_stream::stix::to_stix(&doc, catalog, valid_time).into_iter().next() {
             let message = format!("creates {} {key} (a dependency)", stix["type"].as_str().unwrap_or_default());
-            group.push(("create", payload("create", &stix, message, json!("dependency"), valid_time, json!({}))));
+            group.push((
+                "create",
+                payload("create", &marked(&stix, tlp), message, json!("dependency"), valid_time, json!({})),
+            ));
         }
         Ok(())
     }
@@ -407,10 +524,11 @@ fn position_from(p: &Params, headers: &HeaderMap) -> ApiResult<Option<EventPosit
 pub(crate) async fn stream(
     State(s): State<AppState>,
     Path(client): Path<String>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     p: Params,
 ) -> ApiResult<Response> {
-    open(s, client, headers, p, None).await
+    open(s, client, principal.clearance, headers, p, None).await
 }
 
 /// A live stream: the change stream through a saved filter.
@@ -423,16 +541,18 @@ pub(crate) async fn stream(
 pub(crate) async fn live_stream(
     State(s): State<AppState>,
     Path((client, id)): Path<(String, String)>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     p: Params,
 ) -> ApiResult<Response> {
     let saved = super::live_streams::load(&s, &client, &id).await?;
-    open(s, client, headers, p, Some(saved.filters)).await
+    open(s, client, principal.clearance, headers, p, Some(saved.filters)).await
 }
 
 async fn open(
     s: AppState,
     client: String,
+    clearance: Tlp,
     headers: HeaderMap,
     p: Params,
     filter: Option<octo_stream::FilterGroup>,
@@ -489,10 +609,10 @@ async fn open(
                 .await;
             return;
         }
-        let mut consumer = Some(Consumer::new(options, filter.clone()));
+        let mut consumer = Some(Consumer::new(options, filter.clone(), clearance));
         if let Some(date) = recover {
             let (g, sender) = (graph.clone(), tx.clone());
-            let mut c = Consumer::new(options, filter.clone());
+            let mut c = Consumer::new(options, filter.clone(), clearance);
             let id = reached.map_or_else(|| "0-0".to_owned(), |r| r.to_string());
             let at = AsOf { valid_time: date, tx_time: Some(date) };
             match blocking(move || Ok(c.snapshot(&g, at, &id, &sender).map(|()| c)?)).await {
@@ -508,7 +628,7 @@ async fn open(
         loop {
             wake.borrow_and_update();
             let g = graph.clone();
-            let mut c = consumer.take().unwrap_or(Consumer::new(options, filter.clone()));
+            let mut c = consumer.take().unwrap_or(Consumer::new(options, filter.clone(), clearance));
             let mut reached_now = reached;
             let read = blocking(move || {
                 let snap = g.store().snapshot().map_err(GraphError::from)?;

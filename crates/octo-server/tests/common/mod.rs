@@ -46,8 +46,12 @@ pub fn server(auth: bool, organisations: &[&str]) -> TestServer {
 
 impl TestServer {
     pub fn token(&self, organisations: &[&str], role: Role) -> String {
+        self.token_cleared(organisations, role, None)
+    }
+
+    pub fn token_cleared(&self, organisations: &[&str], role: Role, clearance: Option<octo_stream::Tlp>) -> String {
         let orgs: Vec<String> = organisations.iter().map(|s| s.to_string()).collect();
-        create_token(&token_file(self.dir.path()), &orgs, role, None).unwrap().0
+        create_token(&token_file(self.dir.path()), &orgs, role, None, clearance).unwrap().0
     }
 
     /// Sends a request; the body is JSON (a `Value::String` is sent raw).
