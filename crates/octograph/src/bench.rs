@@ -8,6 +8,19 @@ use octo_store::{AsOf, RedbStore, Store, StoreOptions, Timestamp, ValidTime};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Many live SSE consumers while a writer declares hostnames at a set event rate: delivery
+    /// latency from commit to frame, and memory (docs/PERFORMANCE.md).
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        consumers: usize,
+        /// Change events written per second (a declaration with its bits makes several).
+        #[arg(long, default_value_t = 1000)]
+        events_per_second: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 256)]
+        cache_mb: usize,
+    },
     /// One consumer replaying the change stream from the start on the graph of `bench server`
     /// (loaded first when `--dir` does not hold it): frames per second (docs/PERFORMANCE.md).
     Stream {
@@ -93,6 +106,9 @@ pub enum BenchCommand {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Fanout { consumers, events_per_second, seconds, cache_mb } => {
+            crate::bench_stream::fanout(consumers, events_per_second, seconds, cache_mb)
+        }
         BenchCommand::Stream { hostnames, dir, frames, options, cache_mb } => {
             crate::bench_stream::run(hostnames, dir, frames, options, cache_mb)
         }

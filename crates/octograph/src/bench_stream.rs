@@ -79,3 +79,134 @@ pub fn run(hostnames: u32, dir: Option<PathBuf>, frames: u64, options: String, c
     );
     Ok(())
 }
+
+/// Resident memory of this process, in MiB (Linux).
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// `bench fanout`: `consumers` live SSE consumers while a writer declares hostnames (every bit
+/// on) at about `events_per_second` change events; the delivery latency of every frame to every
+/// consumer, from the commit to the frame's arrival.
+pub fn fanout(consumers: usize, events_per_second: u64, seconds: u64, cache_mb: usize) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    let tmp = tempfile::tempdir()?;
+    let (orgs, engine, objects) = open_or_load(tmp.path(), 200, 5, cache_mb)?;
+    let graph = orgs.get(ORG)?;
+    let rss_before = rss_mib();
+    let served = Served::start(orgs, engine, tmp.path())?;
+    let (addr, token) = (served.addr, served.token.clone());
+    let client = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let connected = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds + 5);
+    // Per consumer: (event id, when its frame arrived).
+    let mut tasks = Vec::new();
+    for _ in 0..consumers {
+        let (token, connected) = (token.clone(), connected.clone());
+        tasks.push(client.spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await?;
+            let request = format!(
+                "GET /{ORG}/stream?with-inferences=true&no-dependencies=true HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes()).await?;
+            let mut received: Vec<(String, Instant)> = Vec::new();
+            let mut tail = String::new();
+            let mut buf = vec![0u8; 1 << 14];
+            let mut counted = false;
+            while Instant::now() < deadline {
+                let n = match tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)).await {
+                    Ok(Ok(0)) | Err(_) => break,
+                    Ok(n) => n?,
+                };
+                let now = Instant::now();
+                tail.push_str(&String::from_utf8_lossy(&buf[..n]));
+                while let Some(end) = tail.find("\n\n") {
+                    let frame: String = tail.drain(..end + 2).collect();
+                    if frame.contains("event: connected") && !counted {
+                        counted = true;
+                        connected.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if frame.contains("event: heartbeat") {
+                        continue;
+                    }
+                    if let Some(id) = frame.lines().find_map(|l| l.strip_prefix("id: ")) {
+                        received.push((id.trim().to_owned(), now));
+                    }
+                }
+            }
+            anyhow::Ok(received)
+        }));
+    }
+    while connected.load(Ordering::SeqCst) < consumers && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rss_connected = rss_mib();
+    // The writer: batches of declarations, paced to the event rate.
+    let commits: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let started = Instant::now();
+    let mut written = 0u64;
+    let mut n = 0u32;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let declarations: Vec<octo_graph::Declaration> = (0..5)
+            .map(|_| {
+                n += 1;
+                let doc = json!({"object_type": "Hostname", "network": "Network|internet", "name": format!("fanout{n}.example")});
+                octo_graph::Declaration {
+                    ooi: graph.catalog().ooi_from_json(&doc).expect("a valid hostname"),
+                    method: None,
+                    task_id: None,
+                    valid_time: None,
+                    end_valid_time: None,
+                }
+            })
+            .collect();
+        let outcome = graph.save_declarations(&declarations)?;
+        let now = Instant::now();
+        written += outcome.events.len() as u64;
+        commits.lock().unwrap_or_else(|p| p.into_inner()).extend(outcome.events.iter().map(|id| (id.to_string(), now)));
+        let due = started + Duration::from_secs_f64(written as f64 / events_per_second as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let write_seconds = started.elapsed().as_secs_f64();
+    let rss_end = rss_mib();
+    let mut received = Vec::new();
+    for t in tasks {
+        received.push(client.block_on(t)??);
+    }
+    drop(client);
+    served.stop()?;
+    let commit_times: std::collections::HashMap<String, Instant> =
+        commits.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+    let mut latencies: Vec<f64> = received
+        .iter()
+        .flatten()
+        .filter_map(|(id, at)| commit_times.get(id).map(|c| at.saturating_duration_since(*c).as_secs_f64() * 1e3))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let frames = latencies.len();
+    let p = |q: f64| crate::bench_bits::percentile(&latencies, q);
+    eprintln!(
+        "{consumers} consumers, {:.0} events/s written: {frames} frames delivered, latency p50 {:.1} ms p99 {:.1} ms, RSS {rss_before:.0} → {rss_connected:.0} → {rss_end:.0} MiB",
+        written as f64 / write_seconds,
+        p(0.5),
+        p(0.99)
+    );
+    println!(
+        "{}",
+        json!({"objects": objects, "consumers": consumers, "connected": connected.load(Ordering::SeqCst),
+            "events_written_per_second": written as f64 / write_seconds, "frames_delivered": frames,
+            "latency_ms": {"p50": p(0.5), "p90": p(0.9), "p99": p(0.99), "max": latencies.last().copied().unwrap_or(0.0)},
+            "rss_mib": {"before": rss_before, "consumers_connected": rss_connected, "end": rss_end}})
+    );
+    Ok(())
+}
