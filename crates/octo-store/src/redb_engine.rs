@@ -117,6 +117,7 @@ impl Store for RedbStore {
             tx_id,
             tx_time,
             last_event,
+            appended_events: false,
             signal: self.events.clone(),
             pending: RefCell::new(Pending::default()),
         }))
@@ -235,6 +236,9 @@ struct RedbTransaction {
     tx_time: Timestamp,
     /// The newest event id, committed or appended by this transaction.
     last_event: Option<EventId>,
+    /// Whether this transaction appended events (they may have been flushed to redb before the
+    /// commit, so the pending buffer cannot tell).
+    appended_events: bool,
     signal: Arc<EventSignal>,
     pending: RefCell<Pending>,
 }
@@ -414,12 +418,13 @@ impl Transaction for RedbTransaction {
             _ => EventId { ms, seq: 0 },
         };
         self.last_event = Some(id);
+        self.appended_events = true;
         self.pending.borrow_mut().events.push((id, payload.to_vec()));
         Ok(id)
     }
 
     fn commit(mut self: Box<Self>) -> Result<TxReceipt> {
-        let wrote_events = !self.pending.borrow().events.is_empty();
+        let wrote_events = self.appended_events;
         self.flush()?;
         let ops = self.pending.borrow().ops;
         let receipt = TxReceipt { tx_id: self.tx_id, tx_time: self.tx_time };

@@ -131,3 +131,26 @@ fn retention_trims_the_oldest_events_and_remembers_where() {
     let next = commit_events(&store, &["g"]);
     assert!(next[0] > later[0]);
 }
+
+#[test]
+fn waiting_consumers_wake_when_events_were_flushed_by_a_read_before_the_commit() {
+    let (_d, store) = open();
+    let store = std::sync::Arc::new(store);
+    let waiter = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            let got = store.wait_for_events(None, Duration::from_secs(5));
+            (got, t.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let mut tx = store.begin().unwrap();
+    let id = tx.append_event(b"x").unwrap();
+    // A read inside the transaction hands the buffered writes (the event included) to redb.
+    tx.get("anything", octo_store::AsOf::now()).unwrap();
+    tx.commit().unwrap();
+    let (got, waited) = waiter.join().unwrap();
+    assert_eq!(got, Some(id));
+    assert!(waited < Duration::from_secs(2), "woken by the commit, not the timeout: {waited:?}");
+}

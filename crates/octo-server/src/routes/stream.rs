@@ -33,11 +33,123 @@ const BATCH: usize = 500;
 /// consumer of that organisation awaits, instead of a blocked thread per consumer.
 #[derive(Default)]
 pub(crate) struct Watchers {
-    by_organisation: Mutex<HashMap<String, watch::Receiver<Option<EventId>>>>,
+    by_organisation: Mutex<HashMap<String, watch::Receiver<Option<Arc<Published>>>>>,
+    /// Recent events made ready to send, by organisation: converted to STIX, marked, checked
+    /// for inference and serialised once, whatever the number of consumers.
+    prepared: Arc<PreparedCache>,
+}
+
+/// Prepared events by organisation and event id (`None`: an event that makes no message).
+#[derive(Default)]
+pub(crate) struct PreparedCache(Mutex<HashMap<String, PreparedLog>>);
+
+/// One organisation's prepared events, by id.
+type PreparedLog = std::collections::BTreeMap<EventId, Option<Arc<Prepared>>>;
+
+/// What the watcher of an organisation publishes when its log grows: the new events, prepared,
+/// and the position they follow, so consumers at the live edge take them without reading the
+/// log themselves.
+pub(crate) struct Published {
+    /// The last event before these.
+    before: Option<EventId>,
+    /// The last event among them.
+    last: EventId,
+    /// Their messages.
+    prepared: Vec<Arc<Prepared>>,
+}
+
+/// How many prepared events each organisation keeps (consumers at the live edge share them;
+/// one catching up from far back prepares its own).
+const PREPARED_KEPT: usize = 50_000;
+
+/// An event made ready to send: the parts of a frame that do not depend on the consumer.
+pub(crate) struct Prepared {
+    message: octo_stream::StreamMessage,
+    /// The object's marking at the change (before it, for a delete).
+    marking: Tlp,
+    /// Its marking just before the change, when it existed then.
+    old_marking: Option<Tlp>,
+    /// Whether only inferences held it at the change (before it, for a delete).
+    inferred_only: bool,
+    /// The `data:` JSON, serialised.
+    data: Arc<str>,
+}
+
+/// The graph as it was known when an event happened (its id's millisecond bounds its transaction
+/// time): at the change, and just before it.
+fn moments(m: &octo_stream::StreamMessage) -> (AsOf, AsOf) {
+    let known = octo_store::Timestamp::from_micros((i64::try_from(m.id.ms).unwrap_or(i64::MAX / 1000) + 1) * 1000 - 1);
+    let valid = m.valid_time.parse().unwrap_or_else(|_| octo_store::Timestamp::now());
+    let at = AsOf { valid_time: valid, tx_time: Some(known) };
+    let before = AsOf { valid_time: octo_store::Timestamp::from_micros(valid.as_micros() - 1), tx_time: Some(known) };
+    (at, before)
+}
+
+fn prepare(graph: &Graph, messages: Vec<octo_stream::StreamMessage>) -> Result<Vec<Arc<Prepared>>, GraphError> {
+    let mut out = Vec::with_capacity(messages.len());
+    for mut m in messages {
+        let (at, before) = moments(&m);
+        let (marking, old_marking, inferred) = if m.kind == "marking" {
+            (Tlp::Clear, None, false)
+        } else {
+            let when = if m.kind == "delete" { before } else { at };
+            let marking = marking_of(graph, &m.key, when)?;
+            let old_marking = match m.old_doc {
+                Some(_) => Some(marking_of(graph, &m.key, before)?),
+                None => None,
+            };
+            m.data["data"] = marked(&m.data["data"], marking);
+            (marking, old_marking, inferred_only(graph, &m.key, when)?)
+        };
+        let data: Arc<str> = m.data.to_string().into();
+        out.push(Arc::new(Prepared { message: m, marking, old_marking, inferred_only: inferred, data }));
+    }
+    Ok(out)
+}
+
+impl PreparedCache {
+    /// The prepared messages of `events` (whole transactions), from the cache when another
+    /// consumer has prepared them already.
+    fn get(
+        &self,
+        organisation: &str,
+        graph: &Graph,
+        events: &[octo_store::Event],
+    ) -> Result<Vec<Arc<Prepared>>, GraphError> {
+        {
+            let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(log) = cache.get(organisation) {
+                let hits: Option<Vec<Option<Arc<Prepared>>>> = events.iter().map(|e| log.get(&e.id).cloned()).collect();
+                if let Some(hits) = hits {
+                    return Ok(hits.into_iter().flatten().collect());
+                }
+            }
+        }
+        let prepared = prepare(graph, octo_stream::messages(events, graph.catalog()))?;
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let log = cache.entry(organisation.to_owned()).or_default();
+        let mut by_id: HashMap<EventId, Arc<Prepared>> = prepared.iter().map(|p| (p.message.id, p.clone())).collect();
+        for e in events {
+            log.insert(e.id, by_id.remove(&e.id));
+        }
+        while log.len() > PREPARED_KEPT {
+            log.pop_first();
+        }
+        Ok(prepared)
+    }
 }
 
 impl Watchers {
-    fn subscribe(&self, organisation: &str, graph: Arc<Graph>) -> ApiResult<watch::Receiver<Option<EventId>>> {
+    fn prepared(
+        &self,
+        organisation: &str,
+        graph: &Graph,
+        events: &[octo_store::Event],
+    ) -> Result<Vec<Arc<Prepared>>, GraphError> {
+        self.prepared.get(organisation, graph, events)
+    }
+
+    fn subscribe(&self, organisation: &str, graph: Arc<Graph>) -> ApiResult<watch::Receiver<Option<Arc<Published>>>> {
         let mut map = self.by_organisation.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(rx) = map.get(organisation) {
             if rx.has_changed().is_ok() {
@@ -45,21 +157,39 @@ impl Watchers {
             }
         }
         let last = graph.store().snapshot().and_then(|s| s.event_bounds()).map_err(octo_graph::GraphError::from)?;
-        let (tx, rx) = watch::channel(last.map(|(_, last)| last));
+        let (tx, rx) = watch::channel(None);
+        let (cache, name) = (self.prepared.clone(), organisation.to_owned());
         std::thread::Builder::new()
             .name(format!("stream-{organisation}"))
             .spawn(move || {
-                let mut seen = *tx.borrow();
-                // Ends when the organisation's graph is gone from every consumer (the map keeps
-                // one receiver, so in practice it lives as long as the server).
+                let mut seen = last.map(|(_, last)| last);
+                // Ends when no receiver is left (the map keeps one, so in practice it lives as
+                // long as the server).
                 while !tx.is_closed() {
                     let now = graph.store().wait_for_events(seen, Duration::from_secs(1));
-                    if now != seen {
-                        seen = now;
-                        if tx.send(now).is_err() {
-                            break;
-                        }
+                    if now == seen {
+                        continue;
                     }
+                    // Read, prepare and publish what is new, in whole transactions.
+                    let position = seen.map_or(EventPosition::Start, EventPosition::After);
+                    let batch = match graph.store().snapshot().and_then(|s| s.events(position, BATCH)) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "stream watcher cannot read the log");
+                            continue;
+                        }
+                    };
+                    let whole = octo_stream::whole_transactions(&batch, batch.len() < BATCH);
+                    let Some(last) = whole.last().map(|e| e.id) else { continue };
+                    match cache.get(&name, &graph, whole) {
+                        Ok(prepared) => {
+                            if tx.send(Some(Arc::new(Published { before: seen, last, prepared }))).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "stream watcher cannot prepare events"),
+                    }
+                    seen = Some(last);
                 }
             })
             .map_err(|e| ApiError::internal(format!("cannot start the stream watcher: {e}")))?;
@@ -103,7 +233,7 @@ fn options_from(p: &Params, headers: &HeaderMap) -> ApiResult<Options> {
 struct Frame {
     id: String,
     event: &'static str,
-    data: String,
+    data: Arc<str>,
 }
 
 /// A consumer: its options, its live stream's filter if any, and the STIX ids it has been sent
@@ -133,11 +263,22 @@ fn marked(stix: &Json, tlp: Tlp) -> Json {
     stix
 }
 
+/// Sends frames; `false` when the consumer has gone.
+async fn send_frames(tx: &mpsc::Sender<Result<SseEvent, Infallible>>, frames: Vec<Frame>) -> bool {
+    for f in frames {
+        let frame = SseEvent::default().id(f.id).event(f.event).data(f.data);
+        if tx.send(Ok(frame)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 /// Appends an event's frames: all but the last carry the position before the event, the last
 /// the event's id; then the position is the event's.
 fn push_group(
     out: &mut Vec<Frame>,
-    group: Vec<(&'static str, String)>,
+    group: Vec<(&'static str, Arc<str>)>,
     m: &octo_stream::StreamMessage,
     position: &mut Option<EventId>,
 ) {
@@ -154,12 +295,13 @@ fn push_group(
 /// network).
 const MAX_DEPENDENCY_DEPTH: usize = 8;
 
-fn payload(kind: &str, stix: &Json, message: String, cause: Json, valid_time: &str, context: Json) -> String {
+fn payload(kind: &str, stix: &Json, message: String, cause: Json, valid_time: &str, context: Json) -> Arc<str> {
     json!({
         "version": "4", "type": kind, "scope": "external", "data": stix, "message": message,
         "origin": {"cause": cause, "valid_time": valid_time}, "context": context,
     })
     .to_string()
+    .into()
 }
 
 /// Whether every origin that holds the object is an inference (a bit's conclusion, not a fact
@@ -218,68 +360,60 @@ impl Consumer {
         Ok(filter.matches(&view, graph.catalog()))
     }
 
-    /// The frames for `messages`, with dependencies and options applied. Every frame of one
-    /// event but the last carries `position` (where the consumer was before it), the last the
-    /// event's id: a consumer cut off in the middle resumes before the event and gets it whole.
+    /// Whether a consumer may see `doc` marked `marking` as of `at`: its clearance reaches the
+    /// marking and its filter (if any) lets it through. Only a filter reads the graph.
+    fn visible_marked(&self, graph: &Graph, doc: &Json, marking: Tlp, at: AsOf) -> Result<bool, GraphError> {
+        if marking > self.clearance {
+            return Ok(false);
+        }
+        if self.filter.is_none() {
+            return Ok(true);
+        }
+        self.visible(graph, doc, at)
+    }
+
+    /// The frames for prepared events, with dependencies and options applied. Every frame of
+    /// one event but the last carries `position` (where the consumer was before it), the last
+    /// the event's id: a consumer cut off in the middle resumes before the event and gets it
+    /// whole.
     fn frames(
         &mut self,
         graph: &Graph,
-        messages: Vec<octo_stream::StreamMessage>,
+        prepared: &[Arc<Prepared>],
         position: &mut Option<EventId>,
     ) -> Result<Vec<Frame>, GraphError> {
         let catalog = graph.catalog();
         let mut out = Vec::new();
-        for m in messages {
-            // The graph as it was known when the event happened (its id's millisecond bounds
-            // its transaction time), so a replay judges filters and inferences as they were.
-            let known =
-                octo_store::Timestamp::from_micros((i64::try_from(m.id.ms).unwrap_or(i64::MAX / 1000) + 1) * 1000 - 1);
-            let valid = m.valid_time.parse().unwrap_or_else(|_| octo_store::Timestamp::now());
-            let at = AsOf { valid_time: valid, tx_time: Some(known) };
-            let before =
-                AsOf { valid_time: octo_store::Timestamp::from_micros(valid.as_micros() - 1), tx_time: Some(known) };
-            let mut group: Vec<(&'static str, String)> = Vec::new();
+        for p in prepared {
+            let m = &p.message;
+            let (at, before) = moments(m);
+            let mut group: Vec<(&'static str, Arc<str>)> = Vec::new();
             if m.kind == "marking" {
-                self.marking_changed(graph, &m, at, before, &mut group)?;
-                push_group(&mut out, group, &m, position);
+                self.marking_changed(graph, m, at, before, &mut group)?;
+                push_group(&mut out, group, m, position);
                 continue;
             }
-            let mut m = m;
             let main_id = m.data["data"]["id"].as_str().unwrap_or_default().to_owned();
-            let marking_at = if m.kind == "delete" { before } else { at };
-            let tlp = marking_of(graph, &m.key, marking_at)?;
-            m.data["data"] = marked(&m.data["data"], tlp);
-            let was_visible = match &m.old_doc {
-                Some(old) => self.visible(graph, old, before)?,
-                None => false,
+            let was_visible = match (&m.old_doc, p.old_marking) {
+                (Some(old), Some(marking)) => self.visible_marked(graph, old, marking, before)?,
+                _ => false,
             };
+            let cause = || m.data["origin"]["cause"].clone();
             if m.kind == "delete" {
-                let wanted = self.options.listen_delete
-                    && was_visible
-                    && (self.options.with_inferences || !inferred_only(graph, &m.key, before)?);
-                if wanted {
-                    group.push(("delete", m.data.to_string()));
+                if self.options.listen_delete && was_visible && (self.options.with_inferences || !p.inferred_only) {
+                    group.push(("delete", p.data.clone()));
                 }
                 self.seen.remove(&main_id);
-            } else if !self.visible(graph, &m.doc, at)? {
+            } else if !self.visible_marked(graph, &m.doc, p.marking, at)? {
                 // Moved out of the consumer's view: for it, the object is gone.
                 if m.kind == "update" && was_visible && self.options.listen_delete {
                     let message = m.data["message"].as_str().unwrap_or_default().replacen("updates", "deletes", 1);
                     let context = json!({"deletions": [], "reason": "no longer matches the stream's filter"});
-                    group.push((
-                        "delete",
-                        payload(
-                            "delete",
-                            &m.data["data"],
-                            message,
-                            m.data["origin"]["cause"].clone(),
-                            &m.valid_time,
-                            context,
-                        ),
-                    ));
+                    group
+                        .push(("delete", payload("delete", &m.data["data"], message, cause(), &m.valid_time, context)));
                 }
                 self.seen.remove(&main_id);
-            } else if self.options.with_inferences || !inferred_only(graph, &m.key, at)? {
+            } else if self.options.with_inferences || !p.inferred_only {
                 if self.options.dependencies {
                     for r in references_of(catalog, &m.doc) {
                         self.dependency(graph, &r, at, &m.valid_time, 0, &mut group)?;
@@ -289,17 +423,12 @@ impl Consumer {
                     // The consumer never had it (it joined later, or it was inferred only until
                     // now): an update would have nothing to patch.
                     let message = m.data["message"].as_str().unwrap_or_default().replacen("updates", "creates", 1);
-                    let data = payload(
+                    group.push((
                         "create",
-                        &m.data["data"],
-                        message,
-                        m.data["origin"]["cause"].clone(),
-                        &m.valid_time,
-                        json!({}),
-                    );
-                    group.push(("create", data));
+                        payload("create", &m.data["data"], message, cause(), &m.valid_time, json!({})),
+                    ));
                 } else {
-                    group.push((m.kind, m.data.to_string()));
+                    group.push((m.kind, p.data.clone()));
                 }
                 self.seen.insert(main_id);
                 for rel in &m.relationships {
@@ -310,21 +439,13 @@ impl Consumer {
                             rel["relationship_type"].as_str().unwrap_or_default(),
                             m.key
                         );
-                        group.push((
-                            "create",
-                            payload(
-                                "create",
-                                &marked(rel, tlp),
-                                message,
-                                m.data["origin"]["cause"].clone(),
-                                &m.valid_time,
-                                json!({}),
-                            ),
-                        ));
+                        let data =
+                            payload("create", &marked(rel, p.marking), message, cause(), &m.valid_time, json!({}));
+                        group.push(("create", data));
                     }
                 }
             }
-            push_group(&mut out, group, &m, position);
+            push_group(&mut out, group, m, position);
         }
         Ok(out)
     }
@@ -337,7 +458,7 @@ impl Consumer {
         m: &octo_stream::StreamMessage,
         at: AsOf,
         before: AsOf,
-        group: &mut Vec<(&'static str, String)>,
+        group: &mut Vec<(&'static str, Arc<str>)>,
     ) -> Result<(), GraphError> {
         let catalog = graph.catalog();
         let r = Reference::from_trusted(m.key.as_str());
@@ -462,7 +583,7 @@ impl Consumer {
         at: AsOf,
         valid_time: &str,
         depth: usize,
-        group: &mut Vec<(&'static str, String)>,
+        group: &mut Vec<(&'static str, Arc<str>)>,
     ) -> Result<(), GraphError> {
         let catalog = graph.catalog();
         let r = Reference::from_trusted(key);
@@ -625,59 +746,98 @@ async fn open(
                 }
             }
         }
+        // Read the log until caught up, then take what the organisation's watcher publishes; read
+        // the log again only when a published batch does not follow on (missed, or raced).
+        let mut read_log = true;
         loop {
-            wake.borrow_and_update();
-            let g = graph.clone();
-            let mut c = consumer.take().unwrap_or(Consumer::new(options, filter.clone(), clearance));
-            let mut reached_now = reached;
-            let read = blocking(move || {
-                let snap = g.store().snapshot().map_err(GraphError::from)?;
-                // Retention may have removed events this consumer has not had yet.
-                let trimmed = snap.events_trimmed_until().map_err(GraphError::from)?;
-                if let (EventPosition::After(p), Some(t)) = (position, trimmed) {
-                    if p < t {
-                        return Err(ApiError::conflict(format!(
-                            "the stream fell behind its retention: events up to {t} are gone; reconnect with recover"
-                        )));
+            if read_log {
+                wake.borrow_and_update();
+                let (g, state, organisation) = (graph.clone(), s.clone(), client.clone());
+                let mut c = consumer.take().unwrap_or(Consumer::new(options, filter.clone(), clearance));
+                let mut reached_now = reached;
+                let read = blocking(move || {
+                    let snap = g.store().snapshot().map_err(GraphError::from)?;
+                    // Retention may have removed events this consumer has not had yet.
+                    let trimmed = snap.events_trimmed_until().map_err(GraphError::from)?;
+                    if let (EventPosition::After(p), Some(t)) = (position, trimmed) {
+                        if p < t {
+                            return Err(ApiError::conflict(format!(
+                                "the stream fell behind its retention: events up to {t} are gone; reconnect with recover"
+                            )));
+                        }
                     }
-                }
-                let batch = snap.events(position, BATCH).map_err(GraphError::from)?;
-                drop(snap);
-                let whole = octo_stream::whole_transactions(&batch, batch.len() < BATCH);
-                let last = whole.last().map(|e| e.id);
-                let frames = c.frames(&g, octo_stream::messages(whole, g.catalog()), &mut reached_now)?;
-                Ok((c, frames, last, reached_now))
-            })
-            .await;
-            let (c, frames, last) = match read {
-                Ok((c, frames, last, r)) => {
-                    reached = r.or(reached);
-                    (c, frames, last)
-                }
-                Err(e) => {
-                    let code = if e.status == axum::http::StatusCode::CONFLICT { "RETENTION" } else { "INTERNAL" };
-                    let data = json!({"message": e.message, "code": code}).to_string();
-                    let _ = tx.send(Ok(SseEvent::default().event("error").data(data))).await;
-                    return;
-                }
-            };
-            consumer = Some(c);
-            if let Some(last) = last {
-                for f in frames {
-                    let frame = SseEvent::default().id(f.id).event(f.event).data(f.data);
-                    if tx.send(Ok(frame)).await.is_err() {
+                    let batch = snap.events(position, BATCH).map_err(GraphError::from)?;
+                    drop(snap);
+                    let whole = octo_stream::whole_transactions(&batch, batch.len() < BATCH);
+                    let last = whole.last().map(|e| e.id);
+                    let prepared = state.shared().watchers.prepared(&organisation, &g, whole)?;
+                    let frames = c.frames(&g, &prepared, &mut reached_now)?;
+                    Ok((c, frames, last, reached_now))
+                })
+                .await;
+                let (c, frames, last) = match read {
+                    Ok((c, frames, last, r)) => {
+                        reached = r.or(reached);
+                        (c, frames, last)
+                    }
+                    Err(e) => {
+                        let code = if e.status == axum::http::StatusCode::CONFLICT { "RETENTION" } else { "INTERNAL" };
+                        let data = json!({"message": e.message, "code": code}).to_string();
+                        let _ = tx.send(Ok(SseEvent::default().event("error").data(data))).await;
                         return;
                     }
+                };
+                consumer = Some(c);
+                if let Some(last) = last {
+                    if !send_frames(&tx, frames).await {
+                        return;
+                    }
+                    reached = Some(last);
+                    position = EventPosition::After(last);
+                    continue;
                 }
-                reached = Some(last);
-                position = EventPosition::After(last);
-                continue;
+                read_log = false;
             }
             tokio::select! {
                 changed = wake.changed() => {
                     if changed.is_err() {
                         return;
                     }
+                    let published = wake.borrow_and_update().clone();
+                    let follows = published.as_ref().is_some_and(|p| position == p.before.map_or(EventPosition::Start, EventPosition::After));
+                    let Some(published) = published.filter(|_| follows) else {
+                        read_log = true;
+                        continue;
+                    };
+                    let mut c = consumer.take().unwrap_or(Consumer::new(options, filter.clone(), clearance));
+                    let mut reached_now = reached;
+                    // Without a filter or dependencies a consumer reads nothing from the graph for
+                    // prepared events (a marking change aside): no need for the blocking pool.
+                    let result = if c.filter.is_none() && !c.options.dependencies {
+                        c.frames(&graph, &published.prepared, &mut reached_now).map(|f| (c, f)).map_err(ApiError::from)
+                    } else {
+                        let (g, p) = (graph.clone(), published.clone());
+                        blocking(move || Ok(c.frames(&g, &p.prepared, &mut reached_now).map(|f| (c, f, reached_now))?))
+                            .await
+                            .map(|(c, f, r)| {
+                                reached_now = r;
+                                (c, f)
+                            })
+                    };
+                    let (c, frames) = match result {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let data = json!({"message": e.message, "code": "INTERNAL"}).to_string();
+                            let _ = tx.send(Ok(SseEvent::default().event("error").data(data))).await;
+                            return;
+                        }
+                    };
+                    consumer = Some(c);
+                    if !send_frames(&tx, frames).await {
+                        return;
+                    }
+                    reached = Some(published.last);
+                    position = EventPosition::After(published.last);
                 }
                 _ = tokio::time::sleep(heartbeat) => {
                     let id = reached.map_or_else(|| "0-0".to_owned(), |r| r.to_string());
