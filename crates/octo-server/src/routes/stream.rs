@@ -170,6 +170,12 @@ impl Watchers {
                     if now == seen {
                         continue;
                     }
+                    if tx.receiver_count() <= 1 {
+                        // Only the map's own receiver: nobody is streaming, so nothing is prepared;
+                        // a consumer that connects later reads the log up to the edge itself.
+                        seen = now;
+                        continue;
+                    }
                     // Read, prepare and publish what is new, in whole transactions.
                     let position = seen.map_or(EventPosition::Start, EventPosition::After);
                     let batch = match graph.store().snapshot().and_then(|s| s.events(position, BATCH)) {
