@@ -507,3 +507,32 @@ async fn markings_decide_who_sees_an_object() {
     let back = green_stream.until(|fs| !fs.is_empty()).await;
     assert_eq!((back[0].event.as_str(), &back[0].data["data"]["value"]), ("create", &json!("secret.example")));
 }
+
+#[tokio::test]
+async fn a_consumer_that_falls_behind_the_retention_is_told() {
+    let s = server();
+    declare(&s, json!({"object_type": "Network", "name": "internet"})).await;
+    let many: Vec<Value> = (0..1500)
+        .map(|i| json!({"ooi": {"object_type": "Hostname", "network": "Network|internet", "name": format!("h{i}.example")}}))
+        .collect();
+    for chunk in many.chunks(100) {
+        let (st, v) = s.post("/acme/declarations/save_many", json!(chunk)).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    // Connected from the start but not reading: the server stops at what its buffers hold.
+    let mut slow = Stream::open(&s, "?from=0&with-inferences=true&no-dependencies=true", None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let config = octo_server::ServerConfig { retention_events: Some(10), ..Default::default() };
+    assert!(octo_server::trim_events(&s.state, &config).await.unwrap() > 1000);
+    // Reading on, it gets what was buffered, then the error instead of a jump.
+    let mut last = None;
+    while let Some(f) = slow.next().await {
+        if f.event == "error" {
+            last = Some(f);
+            break;
+        }
+    }
+    let error = last.expect("an error event");
+    assert_eq!(error.data["code"], "RETENTION", "{:?}", error.data);
+    assert!(slow.next().await.is_none(), "and the stream ends");
+}
