@@ -10,6 +10,7 @@
 pub mod filter;
 pub mod marking;
 pub mod message;
+pub mod redis_log;
 pub mod stix;
 
 pub use filter::{FilterGroup, ObjectView};
