@@ -85,6 +85,8 @@ pub struct Shared {
     heartbeat_ms: std::sync::atomic::AtomicU64,
     /// What wakes change streams when a log grows.
     pub(crate) watchers: routes::stream::Watchers,
+    /// Set when the server shuts down: change streams, which never end by themselves, end then.
+    pub(crate) shutting_down: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -97,7 +99,14 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             heartbeat_ms: std::sync::atomic::AtomicU64::new(5_000),
             watchers: Default::default(),
+            shutting_down: tokio::sync::watch::channel(false).0,
         }))
+    }
+
+    /// Ends every open change stream (their connections would otherwise keep a graceful shutdown
+    /// waiting for ever); call it when the shutdown begins, as [`shutdown_signal_for`] does.
+    pub fn end_streams(&self) {
+        self.0.shutting_down.send_replace(true);
     }
 
     /// Sets how long a change stream stays silent before a heartbeat (5 s unless set; OpenCTI's
@@ -247,6 +256,13 @@ pub async fn trim_events_forever(state: AppState, config: ServerConfig, every: s
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// Resolves on Ctrl-C or SIGTERM, having ended the change streams of `state` so that the
+/// graceful shutdown does not wait on them.
+pub async fn shutdown_signal_for(state: AppState) {
+    shutdown_signal().await;
+    state.end_streams();
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -53,3 +53,27 @@ async fn shutdown_finishes_writes_in_flight() {
     assert_eq!(v["count"], 2000);
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_change_streams() {
+    let s = common::server(false, &["acme"]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = s.state.clone();
+    let server = tokio::spawn(octo_server::serve(listener, s.app.clone(), async move {
+        let _ = stopped.await;
+        state.end_streams();
+    }));
+    // A consumer connected to the stream, which never ends by itself.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET /acme/stream HTTP/1.1\r\nHost: test\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("200 OK"));
+    stop.send(()).unwrap();
+    // The server stops within seconds, and the consumer sees its stream end.
+    tokio::time::timeout(Duration::from_secs(10), server).await.expect("the shutdown finishes").unwrap().unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await.unwrap().unwrap();
+}

@@ -319,7 +319,7 @@ fn serve(
             config.server.clone(),
             std::time::Duration::from_secs(60),
         ));
-        octo_server::serve(listener, app, octo_server::shutdown_signal()).await?;
+        octo_server::serve(listener, app, octo_server::shutdown_signal_for(state)).await?;
         trimming.abort();
         tracing::info!("stopped");
         anyhow::Ok(())

@@ -712,6 +712,7 @@ async fn open(
         _ => None,
     };
     let mut wake = s.shared().watchers.subscribe(&client, graph.clone())?;
+    let mut stopping = s.shared().shutting_down.subscribe();
     let heartbeat = s.heartbeat();
     let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
     let connected = json!({
@@ -756,6 +757,9 @@ async fn open(
         // the log again only when a published batch does not follow on (missed, or raced).
         let mut read_log = true;
         loop {
+            if *stopping.borrow() {
+                return;
+            }
             if read_log {
                 wake.borrow_and_update();
                 let (g, state, organisation) = (graph.clone(), s.clone(), client.clone());
@@ -853,6 +857,7 @@ async fn open(
                     }
                 }
                 _ = tx.closed() => return,
+                _ = stopping.changed() => return,
             }
         }
     });
