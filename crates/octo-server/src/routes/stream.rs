@@ -140,15 +140,6 @@ impl PreparedCache {
 }
 
 impl Watchers {
-    fn prepared(
-        &self,
-        organisation: &str,
-        graph: &Graph,
-        events: &[octo_store::Event],
-    ) -> Result<Vec<Arc<Prepared>>, GraphError> {
-        self.prepared.get(organisation, graph, events)
-    }
-
     fn subscribe(&self, organisation: &str, graph: Arc<Graph>) -> ApiResult<watch::Receiver<Option<Arc<Published>>>> {
         let mut map = self.by_organisation.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(rx) = map.get(organisation) {
@@ -345,12 +336,17 @@ impl Consumer {
     /// marking, and its filter (if any) lets it through.
     fn visible(&self, graph: &Graph, doc: &Json, at: AsOf) -> Result<bool, GraphError> {
         let key = doc.get("primary_key").and_then(Json::as_str).unwrap_or_default();
-        let marking = marking_of(graph, key, at)?;
+        self.visible_marked(graph, doc, marking_of(graph, key, at)?, at)
+    }
+
+    /// Whether a consumer may see `doc` marked `marking` as of `at`: its clearance reaches the
+    /// marking and its filter (if any) lets it through. Only a filter reads the graph.
+    fn visible_marked(&self, graph: &Graph, doc: &Json, marking: Tlp, at: AsOf) -> Result<bool, GraphError> {
         if marking > self.clearance {
             return Ok(false);
         }
         let Some(filter) = &self.filter else { return Ok(true) };
-        let r = Reference::from_trusted(key);
+        let r = Reference::from_trusted(doc.get("primary_key").and_then(Json::as_str).unwrap_or_default());
         let scan_level = match graph.scan_profile(&r, at) {
             Ok(p) => p.level,
             Err(GraphError::NotFound(_)) => 0,
@@ -364,18 +360,6 @@ impl Consumer {
             .collect();
         let view = octo_stream::ObjectView { doc, scan_level, origins: &origins, marking };
         Ok(filter.matches(&view, graph.catalog()))
-    }
-
-    /// Whether a consumer may see `doc` marked `marking` as of `at`: its clearance reaches the
-    /// marking and its filter (if any) lets it through. Only a filter reads the graph.
-    fn visible_marked(&self, graph: &Graph, doc: &Json, marking: Tlp, at: AsOf) -> Result<bool, GraphError> {
-        if marking > self.clearance {
-            return Ok(false);
-        }
-        if self.filter.is_none() {
-            return Ok(true);
-        }
-        self.visible(graph, doc, at)
     }
 
     /// The frames for prepared events, with dependencies and options applied. Every frame of
@@ -780,7 +764,7 @@ async fn open(
                     drop(snap);
                     let whole = octo_stream::whole_transactions(&batch, batch.len() < BATCH);
                     let last = whole.last().map(|e| e.id);
-                    let prepared = state.shared().watchers.prepared(&organisation, &g, whole)?;
+                    let prepared = state.shared().watchers.prepared.get(&organisation, &g, whole)?;
                     let frames = c.frames(&g, &prepared, &mut reached_now)?;
                     Ok((c, frames, last, reached_now))
                 })
