@@ -279,8 +279,8 @@ impl DeviceRegistry {
         ix.by_name.get(name).cloned().ok_or_else(|| DeviceError::NotFound(name.to_owned()))
     }
 
-    /// The device of a line: by its hostname, else by its sender's address; an unknown sender
-    /// becomes a new device, named after its hostname (or address), unless refused.
+    /// The device of a line: by its hostname, or by its sender's address when it names none; an
+    /// unknown sender becomes a new device, named after its hostname (or address), unless refused.
     pub fn dispatch(&self, hostname: Option<&str>, address: Option<IpAddr>) -> Result<Dispatch, DeviceError> {
         {
             let ix = self.index.read().unwrap_or_else(|p| p.into_inner());
@@ -459,6 +459,9 @@ impl DeviceRegistry {
     }
 }
 
+/// A line with a hostname goes to the device of that hostname (a relay forwards many hosts
+/// from one address, so the address decides only when the header names no host, or names an
+/// address).
 fn lookup(ix: &Index, hostname: Option<&str>, address: Option<IpAddr>) -> Option<Arc<DeviceEntry>> {
     if let Some(h) = hostname {
         let found = if h.bytes().any(|c| c.is_ascii_uppercase()) {
@@ -469,12 +472,10 @@ fn lookup(ix: &Index, hostname: Option<&str>, address: Option<IpAddr>) -> Option
         if let Some(e) = found {
             return Some(e.clone());
         }
-        // A hostname that is an address of a device.
-        if let Ok(a) = h.parse::<IpAddr>() {
-            if let Some(e) = ix.by_address.get(&a) {
-                return Some(e.clone());
-            }
-        }
+        return match h.parse::<IpAddr>() {
+            Ok(a) => ix.by_address.get(&a).cloned(),
+            Err(_) => None,
+        };
     }
     address.and_then(|a| ix.by_address.get(&a).cloned())
 }

@@ -1,0 +1,284 @@
+//! The pipeline that every received line goes through: parse the header (for the hostname),
+//! dispatch to a device, and append to the raw store — durably — before the receiver reads
+//! more or acknowledges. One writer thread makes the appends of all connections one group
+//! commit per round, so many connections share each `fdatasync`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::device::{DeviceEntry, DeviceError, DeviceRegistry, Dispatch, NewDevices};
+use crate::parse::{parse, ParseContext};
+use crate::raw_store::{RawLine, RawStore, RawStoreError, RawStoreOptions};
+use crate::stats::LogStats;
+use crate::time::TimeZoneSpec;
+
+/// A TLS listener (RFC 5425).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsListener {
+    /// Where it listens (6514 is the registered port).
+    pub listen: SocketAddr,
+    /// The server's certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by one of these CAs (PEM).
+    pub client_ca: Option<PathBuf>,
+    /// Speak RELP over TLS instead of plain syslog.
+    #[serde(default)]
+    pub relp: bool,
+}
+
+/// The `[logs]` table of `octograph.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// UDP addresses to receive on (RFC 5426; 514 is the registered port).
+    pub udp: Vec<SocketAddr>,
+    /// TCP addresses (RFC 6587, octet counting or lines, detected per connection).
+    pub tcp: Vec<SocketAddr>,
+    /// TLS listeners.
+    pub tls: Vec<TlsListener>,
+    /// RELP addresses (rsyslog's `omrelp`).
+    pub relp: Vec<SocketAddr>,
+    /// What is done with lines from senders that are no device yet.
+    pub new_devices: NewDevices,
+    /// The zone of timestamps without an offset, for devices that name none.
+    pub timezone: TimeZoneSpec,
+    /// Longer messages are cut here (and counted).
+    pub max_line_bytes: usize,
+    /// Stored lines older than this many days are deleted (default: kept).
+    pub retention_days: Option<u64>,
+    /// The raw store is kept under this many MiB, oldest hours first (default: no limit).
+    pub retention_mb: Option<u64>,
+    /// The kernel receive buffer asked for each UDP socket, in KiB.
+    pub udp_receive_buffer_kb: usize,
+    /// Open TCP/TLS/RELP connections accepted at once; more wait in the listen queue.
+    pub max_connections: usize,
+    /// zstd level of the raw store.
+    pub zstd_level: i32,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+            tls: Vec::new(),
+            relp: Vec::new(),
+            new_devices: NewDevices::Pending,
+            timezone: TimeZoneSpec::default(),
+            max_line_bytes: 64 << 10,
+            retention_days: None,
+            retention_mb: None,
+            udp_receive_buffer_kb: 4096,
+            max_connections: 4096,
+            zstd_level: 1,
+        }
+    }
+}
+
+impl LogsConfig {
+    /// Whether any receiver is configured.
+    pub fn listens(&self) -> bool {
+        !(self.udp.is_empty() && self.tcp.is_empty() && self.tls.is_empty() && self.relp.is_empty())
+    }
+}
+
+/// Why ingesting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The raw store.
+    #[error(transparent)]
+    Store(#[from] RawStoreError),
+    /// The device registry.
+    #[error(transparent)]
+    Devices(#[from] DeviceError),
+    /// The writer thread is gone (the process is stopping).
+    #[error("the raw log store writer has stopped")]
+    Stopped,
+}
+
+struct Job {
+    lines: Vec<(Arc<str>, RawLine)>,
+    done: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// The pipeline: store, devices, counters and the writer.
+pub struct Pipeline {
+    store: Arc<RawStore>,
+    devices: Arc<DeviceRegistry>,
+    stats: Arc<LogStats>,
+    config: LogsConfig,
+    writer: mpsc::Sender<Job>,
+}
+
+/// Rounds of the writer hold at most this many lines.
+const MAX_ROUND_LINES: usize = 64 << 10;
+
+impl Pipeline {
+    /// Opens the log data in `dir` (`devices.json`, `raw/`) and starts the writer thread.
+    pub fn open(dir: &Path, config: LogsConfig) -> Result<Arc<Pipeline>, PipelineError> {
+        let store = Arc::new(RawStore::open(&dir.join("raw"), RawStoreOptions { zstd_level: config.zstd_level })?);
+        let devices = Arc::new(DeviceRegistry::open(&dir.join("devices.json"), config.new_devices)?);
+        let stats = Arc::new(LogStats::default());
+        let (tx, rx) = mpsc::channel::<Job>(256);
+        let (s, st) = (store.clone(), stats.clone());
+        std::thread::Builder::new()
+            .name("octograph-rawlog".into())
+            .spawn(move || write_rounds(rx, &s, &st))
+            .map_err(|e| RawStoreError::Io { path: dir.to_owned(), source: e })?;
+        Ok(Arc::new(Pipeline { store, devices, stats, config, writer: tx }))
+    }
+
+    /// The raw store.
+    pub fn store(&self) -> &Arc<RawStore> {
+        &self.store
+    }
+
+    /// The devices.
+    pub fn devices(&self) -> &Arc<DeviceRegistry> {
+        &self.devices
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<LogStats> {
+        &self.stats
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &LogsConfig {
+        &self.config
+    }
+
+    /// Dispatches lines to their devices and makes them durable; returns once they are.
+    pub async fn ingest(&self, lines: Vec<RawLine>) -> Result<usize, PipelineError> {
+        let job = self.prepare(lines)?;
+        let n = job.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.writer.send(Job { lines: job, done: Some(tx) }).await.map_err(|_| PipelineError::Stopped)?;
+        match rx.await {
+            Ok(Ok(())) => Ok(n),
+            Ok(Err(message)) => Err(PipelineError::Store(RawStoreError::Io {
+                path: self.store.dir().to_owned(),
+                source: std::io::Error::other(message),
+            })),
+            Err(_) => Err(PipelineError::Stopped),
+        }
+    }
+
+    /// Dispatches lines and queues them for the store without waiting for durability (UDP,
+    /// which has no acknowledgement to hold back); waits only for room in the queue.
+    pub async fn submit(&self, lines: Vec<RawLine>) -> Result<usize, PipelineError> {
+        let job = self.prepare(lines)?;
+        let n = job.len();
+        if n > 0 {
+            self.writer.send(Job { lines: job, done: None }).await.map_err(|_| PipelineError::Stopped)?;
+        }
+        Ok(n)
+    }
+
+    /// The blocking form of [`Pipeline::ingest`], for callers outside the async runtime.
+    pub fn ingest_blocking(&self, lines: Vec<RawLine>) -> Result<usize, PipelineError> {
+        let job = self.prepare(lines)?;
+        let n = job.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.writer.blocking_send(Job { lines: job, done: Some(tx) }).map_err(|_| PipelineError::Stopped)?;
+        match rx.blocking_recv() {
+            Ok(Ok(())) => Ok(n),
+            Ok(Err(message)) => Err(PipelineError::Store(RawStoreError::Io {
+                path: self.store.dir().to_owned(),
+                source: std::io::Error::other(message),
+            })),
+            Err(_) => Err(PipelineError::Stopped),
+        }
+    }
+
+    fn prepare(&self, lines: Vec<RawLine>) -> Result<Vec<(Arc<str>, RawLine)>, PipelineError> {
+        /// The last dispatch: consecutive lines mostly come from the same device.
+        struct Last {
+            hostname: Option<String>,
+            address: Option<std::net::IpAddr>,
+            entry: Arc<DeviceEntry>,
+            name: Arc<str>,
+        }
+        let mut out = Vec::with_capacity(lines.len());
+        let mut last: Option<Last> = None;
+        for line in lines {
+            self.stats.received(line.transport, line.bytes.len());
+            let text = String::from_utf8_lossy(&line.bytes);
+            let ctx = ParseContext { received: line.received, timezone: self.config.timezone };
+            let m = parse(&text, &ctx);
+            if m.issue.is_some() {
+                self.stats.parse_issues.fetch_add(1, Ordering::Relaxed);
+            }
+            let address = line.peer.map(|p| p.ip());
+            let hit = last.as_ref().filter(|l| l.hostname.as_deref() == m.hostname && l.address == address);
+            let (entry, name) = match hit {
+                Some(l) => (l.entry.clone(), l.name.clone()),
+                None => match self.devices.dispatch(m.hostname, address)? {
+                    Dispatch::Device(entry) => {
+                        let name: Arc<str> = Arc::from(entry.device.name.as_str());
+                        let hostname = m.hostname.map(str::to_owned);
+                        last = Some(Last { hostname, address, entry: entry.clone(), name: name.clone() });
+                        (entry, name)
+                    }
+                    Dispatch::Refused => {
+                        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                },
+            };
+            drop(text);
+            entry.seen(line.received);
+            out.push((name, line));
+        }
+        Ok(out)
+    }
+}
+
+/// The writer thread: takes what is queued, appends it in one group commit, answers everyone.
+fn write_rounds(mut rx: mpsc::Receiver<Job>, store: &RawStore, stats: &LogStats) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        let mut n = jobs[0].lines.len();
+        while n < MAX_ROUND_LINES {
+            match rx.try_recv() {
+                Ok(j) => {
+                    n += j.lines.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let all: Vec<(&str, RawLine)> =
+            jobs.iter().flat_map(|j| j.lines.iter().map(|(d, l)| (&**d, l.clone()))).collect();
+        let result = store.append(&all).map_err(|e| e.to_string());
+        match &result {
+            Ok(()) => {
+                stats.stored.fetch_add(n as u64, Ordering::Relaxed);
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, lines = n, "the raw log store could not write a batch");
+            }
+        }
+        for j in jobs {
+            if let Some(done) = j.done {
+                let _ = done.send(result.clone());
+            }
+        }
+    }
+}
