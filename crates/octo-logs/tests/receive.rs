@@ -278,12 +278,14 @@ async fn tls_send(
 async fn tls_with_and_without_client_certificates() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, ca, issuer) = certificates(dir.path());
-    let mut config = LogsConfig::default();
-    config.new_devices = NewDevices::Active;
-    config.tls = vec![
-        TlsListener { listen: local(), cert: cert.clone(), key: key.clone(), client_ca: None, relp: false },
-        TlsListener { listen: local(), cert, key, client_ca: Some(ca.clone()), relp: false },
-    ];
+    let config = LogsConfig {
+        new_devices: NewDevices::Active,
+        tls: vec![
+            TlsListener { listen: local(), cert: cert.clone(), key: key.clone(), client_ca: None, relp: false },
+            TlsListener { listen: local(), cert, key, client_ca: Some(ca.clone()), relp: false },
+        ],
+        ..LogsConfig::default()
+    };
     let (pipeline, receivers) = start(&dir.path().join("octo"), config).await;
     let tls: Vec<SocketAddr> =
         receivers.addresses.iter().filter(|(t, _)| *t == Transport::Tls).map(|(_, a)| *a).collect();
@@ -314,14 +316,16 @@ async fn tls_with_and_without_client_certificates() {
 async fn bad_tls_settings_fail_at_start_with_the_file_named() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("empty.pem"), "").unwrap();
-    let mut config = LogsConfig::default();
-    config.tls = vec![TlsListener {
-        listen: local(),
-        cert: dir.path().join("empty.pem"),
-        key: dir.path().join("missing.key"),
-        client_ca: None,
-        relp: false,
-    }];
+    let config = LogsConfig {
+        tls: vec![TlsListener {
+            listen: local(),
+            cert: dir.path().join("empty.pem"),
+            key: dir.path().join("missing.key"),
+            client_ca: None,
+            relp: false,
+        }],
+        ..LogsConfig::default()
+    };
     let pipeline = Pipeline::open(&dir.path().join("octo"), config).unwrap();
     let err = match source::start(pipeline).await {
         Err(e) => e.to_string(),
