@@ -19,8 +19,14 @@ pub struct Organisations {
     inferrer: Option<Arc<dyn crate::inference::Inferrer>>,
 }
 
+/// Names that are not organisations: `/logs/…` is the log pipeline's part of the API.
+pub const RESERVED_NAMES: &[&str] = &["logs"];
+
 /// Checks an organisation name: it becomes a directory name and a URL path segment.
 pub fn validate_name(name: &str) -> Result<()> {
+    if RESERVED_NAMES.contains(&name) {
+        return Err(GraphError::Invalid(format!("'{name}' is reserved (the log pipeline's API is under /{name}/)")));
+    }
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')

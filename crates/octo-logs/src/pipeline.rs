@@ -156,6 +156,16 @@ impl Pipeline {
         &self.config
     }
 
+    /// Applies the configured retention to the raw store once.
+    pub fn apply_retention(&self) -> Result<crate::raw_store::Removed, PipelineError> {
+        let age = self.config.retention_days.map(|d| std::time::Duration::from_secs(d * 86_400));
+        let bytes = self.config.retention_mb.map(|mb| mb << 20);
+        if age.is_none() && bytes.is_none() {
+            return Ok(Default::default());
+        }
+        Ok(self.store.apply_retention(crate::time::LogTime::now(), age, bytes)?)
+    }
+
     /// Dispatches lines to their devices and makes them durable; returns once they are.
     pub async fn ingest(&self, lines: Vec<RawLine>) -> Result<usize, PipelineError> {
         let job = self.prepare(lines)?;

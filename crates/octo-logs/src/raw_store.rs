@@ -80,6 +80,19 @@ pub struct RawLine {
     pub bytes: Bytes,
 }
 
+impl RawLine {
+    /// The line as the API and `replay` show it: when, from where, how, the raw text and its
+    /// parsed header (timestamps without an offset read in `timezone`).
+    pub fn to_json(&self, timezone: crate::time::TimeZoneSpec) -> serde_json::Value {
+        let text = String::from_utf8_lossy(&self.bytes);
+        let parsed = crate::parse::parse(&text, &crate::parse::ParseContext { received: self.received, timezone });
+        serde_json::json!({
+            "received": self.received, "peer": self.peer.map(|p| p.to_string()), "transport": self.transport,
+            "raw": text, "parsed": parsed.to_json(),
+        })
+    }
+}
+
 const MAGIC: &[u8; 4] = b"OGL1";
 const HEADER: usize = 36;
 /// Bytes of one entry before its message: time, transport, peer family, address, port, length.
@@ -155,8 +168,9 @@ pub struct RawStore {
     dir: PathBuf,
     options: RawStoreOptions,
     writer: Mutex<Writer>,
-    /// Held for the store's life: a second process would interleave blocks.
-    _lock: File,
+    /// Held for the store's life by the writing process: a second writer would interleave
+    /// blocks. None for a reader.
+    lock: Option<File>,
 }
 
 #[derive(Default)]
@@ -200,7 +214,28 @@ impl RawStore {
             Err(fs::TryLockError::WouldBlock) => return Err(RawStoreError::Locked(dir.to_owned())),
             Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
-        Ok(RawStore { dir: dir.to_owned(), options, writer: Mutex::new(Writer::default()), _lock: lock })
+        Ok(RawStore { dir: dir.to_owned(), options, writer: Mutex::new(Writer::default()), lock: Some(lock) })
+    }
+
+    /// Opens the store for reading only, beside the process that writes it (the command line
+    /// reading what a running server stores). Appends and retention are refused.
+    pub fn open_read_only(dir: &Path) -> Result<RawStore> {
+        if !dir.is_dir() {
+            return Err(io_err(dir)(io::Error::new(io::ErrorKind::NotFound, "no raw log store here")));
+        }
+        Ok(RawStore {
+            dir: dir.to_owned(),
+            options: RawStoreOptions::default(),
+            writer: Mutex::new(Writer::default()),
+            lock: None,
+        })
+    }
+
+    fn writable(&self) -> Result<()> {
+        match self.lock {
+            Some(_) => Ok(()),
+            None => Err(io_err(&self.dir)(io::Error::new(io::ErrorKind::PermissionDenied, "opened for reading only"))),
+        }
     }
 
     /// The directory.
@@ -210,6 +245,7 @@ impl RawStore {
 
     /// Appends lines (each with its device) and makes them durable before returning.
     pub fn append(&self, lines: &[(&str, RawLine)]) -> Result<()> {
+        self.writable()?;
         if lines.is_empty() {
             return Ok(());
         }
@@ -403,6 +439,7 @@ impl RawStore {
         max_age: Option<std::time::Duration>,
         max_bytes: Option<u64>,
     ) -> Result<Removed> {
+        self.writable()?;
         let mut removed = Removed::default();
         let segments = self.segments(None)?;
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());

@@ -54,6 +54,9 @@ impl std::fmt::Display for Role {
 /// Organisations a token may use: `*` stands for every one, present and future.
 pub const ALL_ORGANISATIONS: &str = "*";
 
+/// The name a token lists to reach `/logs/…`, the log pipeline's API (no organisation may take it).
+pub const LOGS: &str = "logs";
+
 /// A stored token (the secret only as its argon2 hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
@@ -179,7 +182,8 @@ pub fn create_token(
         return Err(TokenError::Invalid("a token needs at least one organisation (or '*')".into()));
     }
     for o in organisations {
-        if o != ALL_ORGANISATIONS {
+        // `logs` is no organisation, but tokens name it to reach the log pipeline's API.
+        if o != ALL_ORGANISATIONS && o != LOGS {
             octo_graph::organisations::validate_name(o).map_err(|e| TokenError::Invalid(e.to_string()))?;
         }
     }

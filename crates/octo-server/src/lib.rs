@@ -87,6 +87,8 @@ pub struct Shared {
     pub(crate) watchers: routes::stream::Watchers,
     /// Set when the server shuts down: change streams, which never end by themselves, end then.
     pub(crate) shutting_down: tokio::sync::watch::Sender<bool>,
+    /// The log pipeline, when this process receives syslog (`/logs/…` answers 404 otherwise).
+    logs: std::sync::OnceLock<Arc<octo_logs::Pipeline>>,
 }
 
 impl AppState {
@@ -100,7 +102,18 @@ impl AppState {
             heartbeat_ms: std::sync::atomic::AtomicU64::new(5_000),
             watchers: Default::default(),
             shutting_down: tokio::sync::watch::channel(false).0,
+            logs: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Serves the log pipeline's devices, stored lines and counters under `/logs/`. Set once.
+    pub fn set_logs(&self, pipeline: Arc<octo_logs::Pipeline>) {
+        let _ = self.0.logs.set(pipeline);
+    }
+
+    /// The log pipeline (404 when this process has none).
+    pub(crate) fn logs(&self) -> ApiResult<Arc<octo_logs::Pipeline>> {
+        self.0.logs.get().cloned().ok_or_else(|| ApiError::not_found("the log pipeline is not running in this process"))
     }
 
     /// Ends every open change stream (their connections would otherwise keep a graceful shutdown
@@ -299,6 +312,10 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         }
         if let Some(engine) = &shared.engine {
             shared.metrics.set_bit_stats(&engine.run_stats());
+        }
+        if let Some(logs) = shared.logs.get() {
+            let bytes = logs.store().size().unwrap_or(0);
+            shared.metrics.set_log_stats(logs.stats(), logs.devices().list().len(), bytes);
         }
         Ok(shared.metrics.encode())
     })

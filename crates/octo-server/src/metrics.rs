@@ -40,6 +40,18 @@ struct BitLabels {
     bit: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransportLabels {
+    transport: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SyslogLabels {
+    counter: String,
+}
+
+type IntGauge = Gauge<i64, AtomicI64>;
+
 /// The server's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -50,6 +62,9 @@ pub struct Metrics {
     store_bytes: Family<OrganisationLabels, Gauge<i64, AtomicI64>>,
     bit_runs: Family<BitLabels, Gauge<i64, AtomicI64>>,
     bit_seconds: Family<BitLabels, Gauge<f64, AtomicU64>>,
+    syslog_lines: Family<TransportLabels, IntGauge>,
+    syslog_bytes: Family<TransportLabels, IntGauge>,
+    syslog: Family<SyslogLabels, IntGauge>,
 }
 
 impl Default for Metrics {
@@ -83,7 +98,38 @@ impl Metrics {
         registry.register("octograph_bit_runs", "Runs of each bit since start", bit_runs.clone());
         let bit_seconds = Family::<BitLabels, Gauge<f64, AtomicU64>>::default();
         registry.register("octograph_bit_run_seconds", "Time spent in each bit since start", bit_seconds.clone());
-        Metrics { registry, requests, latency, events, changes, store_bytes, bit_runs, bit_seconds }
+        let syslog_lines = Family::<TransportLabels, IntGauge>::default();
+        registry.register(
+            "octograph_syslog_lines",
+            "Syslog lines received since start, by transport",
+            syslog_lines.clone(),
+        );
+        let syslog_bytes = Family::<TransportLabels, IntGauge>::default();
+        registry.register(
+            "octograph_syslog_bytes",
+            "Syslog bytes received since start, by transport",
+            syslog_bytes.clone(),
+        );
+        let syslog = Family::<SyslogLabels, IntGauge>::default();
+        registry.register(
+            "octograph_syslog",
+            "The log pipeline: stored lines, store commits and errors, parse issues, truncated and refused lines, \
+             UDP datagrams the kernel dropped, open connections, devices, raw store bytes",
+            syslog.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            events,
+            changes,
+            store_bytes,
+            bit_runs,
+            bit_seconds,
+            syslog_lines,
+            syslog_bytes,
+            syslog,
+        }
     }
 
     /// Counts an answered request.
@@ -118,6 +164,31 @@ impl Metrics {
             let labels = BitLabels { bit: s.id.clone() };
             self.bit_runs.get_or_create(&labels).set(i64::try_from(s.runs).unwrap_or(i64::MAX));
             self.bit_seconds.get_or_create(&labels).set(s.seconds);
+        }
+    }
+
+    /// Sets the log pipeline's counters (read when metrics are scraped).
+    pub fn set_log_stats(&self, stats: &octo_logs::stats::LogStats, devices: usize, store_bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for (t, lines, bytes) in stats.by_transport() {
+            let labels = TransportLabels { transport: t.name().into() };
+            self.syslog_lines.get_or_create(&labels).set(int(lines));
+            self.syslog_bytes.get_or_create(&labels).set(int(bytes));
+        }
+        for (name, value) in [
+            ("stored_lines", int(stats.stored.load(Relaxed))),
+            ("store_commits", int(stats.commits.load(Relaxed))),
+            ("store_errors", int(stats.store_errors.load(Relaxed))),
+            ("parse_issues", int(stats.parse_issues.load(Relaxed))),
+            ("truncated_lines", int(stats.truncated.load(Relaxed))),
+            ("refused_lines", int(stats.refused.load(Relaxed))),
+            ("udp_kernel_drops", int(stats.udp_kernel_drops.load(Relaxed))),
+            ("connections", stats.connections.load(Relaxed)),
+            ("devices", int(devices as u64)),
+            ("raw_store_bytes", int(store_bytes)),
+        ] {
+            self.syslog.get_or_create(&SyslogLabels { counter: name.into() }).set(value);
         }
     }
 

@@ -24,6 +24,9 @@ pub struct FileConfig {
     /// The change stream.
     #[serde(default)]
     pub stream: StreamSection,
+    /// Syslog receivers and the raw log store.
+    #[serde(default)]
+    pub logs: octo_logs::LogsConfig,
 }
 
 /// The `[stream]` table.
@@ -70,6 +73,14 @@ pub struct Config {
     pub cache_mb: usize,
     pub bits: BitsConfig,
     pub server: octo_server::ServerConfig,
+    pub logs: octo_logs::LogsConfig,
+}
+
+impl Config {
+    /// Where the log pipeline keeps its devices and raw store (a name no organisation can have).
+    pub fn logs_dir(&self) -> PathBuf {
+        self.data_dir.join("logs.d")
+    }
 }
 
 /// The config file used when `--config` is not given, if it exists.
@@ -94,6 +105,7 @@ impl Config {
             schema_dir: schema_dir.or(file.schema_dir),
             cache_mb: file.cache_mb.unwrap_or(1024),
             bits: file.bits,
+            logs: file.logs,
             server: {
                 let default = octo_server::ServerConfig::default();
                 octo_server::ServerConfig {

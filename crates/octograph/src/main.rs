@@ -11,6 +11,7 @@ mod bench_bits;
 mod bench_server;
 mod bench_stream;
 mod config;
+mod logs_cli;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,33 @@ enum Command {
         /// Log lines as JSON objects instead of text.
         #[arg(long, env = "OCTOGRAPH_LOG_JSON")]
         log_json: bool,
+        /// Also receive syslog over UDP here (added to the config file's `[logs] udp`).
+        #[arg(long = "syslog-udp")]
+        syslog_udp: Vec<std::net::SocketAddr>,
+        /// Also receive syslog over TCP here (added to `[logs] tcp`).
+        #[arg(long = "syslog-tcp")]
+        syslog_tcp: Vec<std::net::SocketAddr>,
+        /// Also receive RELP here (added to `[logs] relp`).
+        #[arg(long = "syslog-relp")]
+        syslog_relp: Vec<std::net::SocketAddr>,
+    },
+    /// Manage the devices that send logs (the server sees changes at once).
+    #[command(subcommand)]
+    Devices(logs_cli::DevicesCommand),
+    /// Print a device's stored lines received in a time range, with their parsed headers, one
+    /// JSON document per line (Octopussy's octo_replay); works beside a running server.
+    Replay {
+        #[arg(long)]
+        device: String,
+        /// From this time (RFC 3339, a date, or epoch milliseconds; inclusive).
+        #[arg(long)]
+        from: Option<octo_logs::LogTime>,
+        /// To this time (exclusive).
+        #[arg(long)]
+        to: Option<octo_logs::LogTime>,
+        /// The lines as received, without the parsed header.
+        #[arg(long)]
+        raw: bool,
     },
     /// Manage API tokens (stored hashed in the data directory; the server sees changes at once).
     #[command(subcommand)]
@@ -303,9 +331,13 @@ fn serve(
     // The default organisation exists from the first start, so a new user has somewhere to write.
     orgs.get_or_create("default")?;
     let state = octo_server::AppState::new(Arc::new(orgs), Some(engine), tokens);
+    let logs = octo_logs::Pipeline::open(&config.logs_dir(), config.logs.clone())?;
+    state.set_logs(logs.clone());
     let app = octo_server::app(state.clone(), &config.server);
     let runtime = octo_server::runtime()?;
     runtime.block_on(async {
+        let receivers = octo_logs::source::start(logs.clone()).await?;
+        let housekeeping = tokio::spawn(logs_housekeeping(logs.clone()));
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("listening on {}", config.server.listen))?;
@@ -321,9 +353,38 @@ fn serve(
         ));
         octo_server::serve(listener, app, octo_server::shutdown_signal_for(state)).await?;
         trimming.abort();
+        housekeeping.abort();
+        receivers.shutdown().await;
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// Beside the server: devices changed by another process are re-read every second, and the raw
+/// store's retention is applied every minute.
+async fn logs_housekeeping(logs: std::sync::Arc<octo_logs::Pipeline>) {
+    let mut tick = 0u64;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let l = logs.clone();
+        let retention = tick.is_multiple_of(60);
+        let done = tokio::task::spawn_blocking(move || {
+            if let Err(e) = l.devices().reload_if_changed() {
+                tracing::warn!(error = %e, "re-reading the devices failed");
+            }
+            if retention {
+                match l.apply_retention() {
+                    Ok(r) if r.segments > 0 => {
+                        tracing::info!(segments = r.segments, bytes = r.bytes, "raw log retention")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "raw log retention failed"),
+                }
+            }
+        });
+        let _ = done.await;
+        tick += 1;
+    }
 }
 
 fn catalog(config: &Config) -> anyhow::Result<Catalog> {
@@ -386,16 +447,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         return bench::run(cmd);
     }
     let config = Config::load(cli.config.as_deref(), cli.data_dir, cli.schema_dir, cli.listen)?;
-    if let Command::Token(cmd) = &cli.command {
-        return token(&config, &cli.org, cmd);
+    let mut config = config;
+    match cli.command {
+        Command::Token(cmd) => return token(&config, &cli.org, &cmd),
+        Command::Devices(cmd) => return logs_cli::devices(&config, cmd),
+        Command::Replay { device, from, to, raw } => return logs_cli::replay(&config, &device, from, to, raw),
+        Command::Serve { ref syslog_udp, ref syslog_tcp, ref syslog_relp, .. } => {
+            config.logs.udp.extend(syslog_udp);
+            config.logs.tcp.extend(syslog_tcp);
+            config.logs.relp.extend(syslog_relp);
+        }
+        _ => {}
     }
     let catalog = catalog(&config)?;
     let engine = bit_engine(&config, &catalog)?;
     let orgs = organisations(&config, catalog.clone(), engine.clone())?;
     let key = |k: &str| -> anyhow::Result<Reference> { Ok(Reference::parse(k, &catalog)?.into_reference()) };
     match cli.command {
-        Command::Serve { log_json } => serve(&config, orgs, engine, log_json)?,
-        Command::Token(_) => unreachable!("handled above"),
+        Command::Serve { log_json, .. } => serve(&config, orgs, engine, log_json)?,
+        Command::Token(_) | Command::Devices(_) | Command::Replay { .. } => unreachable!("handled above"),
         Command::Types => {
             for t in catalog.types() {
                 let line = json!({

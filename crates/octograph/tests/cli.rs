@@ -280,3 +280,120 @@ fn serve_refuses_auth_off_on_a_network_address() {
         .unwrap();
     fails_with(&octograph(dir.path(), &["serve"]), "auth");
 }
+
+/// A server receiving syslog: the address of each receiver, from its log.
+struct Syslogd {
+    child: std::process::Child,
+    tcp: String,
+    udp: String,
+}
+
+fn serve_syslog(data: &Path) -> Syslogd {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_octograph"))
+        .args(["--data-dir", data.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+        .args(["--syslog-tcp", "127.0.0.1:0", "--syslog-udp", "127.0.0.1:0"])
+        .env_remove("OCTOGRAPH_CONFIG")
+        .env("RUST_LOG", "info")
+        .current_dir(data)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut tcp, mut udp) = (String::new(), String::new());
+    for l in lines.by_ref().map_while(Result::ok) {
+        if l.contains("syslog receiver ready") {
+            let addr = l.split("listen=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+            if l.contains("\"tcp\"") {
+                tcp = addr;
+            } else if l.contains("\"udp\"") {
+                udp = addr;
+            }
+        }
+        if l.contains("API ready") {
+            break;
+        }
+    }
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    assert!(!tcp.is_empty() && !udp.is_empty(), "both receivers started");
+    Syslogd { child, tcp, udp }
+}
+
+fn port(addr: &str) -> &str {
+    addr.rsplit(':').next().unwrap()
+}
+
+fn wait_for_lines(data: &Path, device: &str, n: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = octograph(data, &["replay", "--device", device]);
+        let lines: Vec<serde_json::Value> = if out.status.success() {
+            String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        } else {
+            Vec::new()
+        };
+        if lines.len() >= n || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn syslog_received_by_serve_is_kept_across_kill_9_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve_syslog(dir.path());
+    for (flag, addr) in [("--tcp", server.tcp.clone()), ("--udp", server.udp.clone())] {
+        for i in 0..5 {
+            let status = Command::new("logger")
+                .args(["-n", "127.0.0.1", "-P", port(&addr), flag, "--rfc3164", "-t", "sshd", "-p", "auth.info"])
+                .args(["--", &format!("Invalid user admin{i} from 203.0.113.9 port 22 ({flag})")])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+    // `logger` puts this machine's name in the header: that is the device.
+    let host = String::from_utf8(Command::new("hostname").output().unwrap().stdout).unwrap().trim().to_lowercase();
+    let lines = wait_for_lines(dir.path(), &host, 10);
+    assert_eq!(lines.len(), 10, "{lines:?}");
+    assert_eq!(lines[0]["parsed"]["app_name"], "sshd");
+    // Devices from the command line while the server runs.
+    let list = ok(&octograph(dir.path(), &["devices", "list"]));
+    let device: serde_json::Value = serde_json::from_str(list.lines().next().unwrap()).unwrap();
+    assert_eq!((device["name"].as_str(), device["status"].as_str()), (Some(host.as_str()), Some("pending")));
+    ok(&octograph(dir.path(), &["devices", "set", &host, "--status", "active", "--type", "Linux System"]));
+    ok(&octograph(dir.path(), &["devices", "add", "fw1", "--address", "192.0.2.1", "--service", "Cisco_ASA"]));
+    // Killed without warning: what was stored stays.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut server = serve_syslog(dir.path());
+    assert_eq!(wait_for_lines(dir.path(), &host, 10).len(), 10);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&octograph(dir.path(), &["devices", "show", &host]))).unwrap();
+    assert_eq!((shown["status"].as_str(), shown["type"].as_str()), (Some("active"), Some("Linux System")));
+    // A time range, and raw output.
+    let raw = ok(&octograph(
+        dir.path(),
+        &["replay", "--device", &host, "--raw", "--from", "2000-01-01", "--to", "2999-01-01"],
+    ));
+    assert_eq!(raw.lines().count(), 10);
+    assert!(raw.lines().all(|l| l.contains("sshd")));
+    assert_eq!(ok(&octograph(dir.path(), &["replay", "--device", &host, "--to", "2000-01-01"])), "");
+    // Bad input: one line on stderr, nothing changed.
+    fails_with(&octograph(dir.path(), &["replay", "--device", "nobody"]), "nobody");
+    fails_with(&octograph(dir.path(), &["replay", "--device", &host, "--from", "yesterday"]), "yesterday");
+    fails_with(
+        &octograph(dir.path(), &["replay", "--device", &host, "--from", "2026-02-01", "--to", "2026-01-01"]),
+        "--from",
+    );
+    fails_with(&octograph(dir.path(), &["devices", "add", "../evil"]), "device name");
+    fails_with(&octograph(dir.path(), &["devices", "add", "fw1"]), "exists");
+    fails_with(&octograph(dir.path(), &["devices", "set", "nobody", "--status", "active"]), "nobody");
+    fails_with(&octograph(dir.path(), &["devices", "set", "fw1", "--status", "sleeping"]), "sleeping");
+    fails_with(&octograph(dir.path(), &["org", "create", "logs"]), "reserved");
+    assert_eq!(ok(&octograph(dir.path(), &["devices", "list"])).lines().count(), 2);
+    let _ = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
+    assert!(server.child.wait().unwrap().success());
+}

@@ -4,6 +4,7 @@
 mod admin;
 mod findings;
 mod live_streams;
+mod logs;
 mod markings;
 mod objects;
 mod origins;
@@ -90,4 +91,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(stream::live_stream))
         .routes(routes!(live_streams::list, live_streams::create))
         .routes(routes!(live_streams::get, live_streams::update, live_streams::delete))
+        .routes(routes!(logs::list_devices, logs::add_device))
+        .routes(routes!(logs::get_device, logs::update_device, logs::delete_device))
+        .routes(routes!(logs::device_lines))
+        .routes(routes!(logs::stats))
 }

@@ -1,0 +1,195 @@
+//! The log pipeline's API under `/logs/`: devices (list, declare, change, remove), their stored
+//! lines by time range, and the pipeline's counters. A token reaches it with the organisation
+//! `logs` (or `*`): reading needs `read`, changing devices `write`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use octo_logs::device::DeviceError;
+use octo_logs::raw_store::RawStoreError;
+use octo_logs::{Device, LogTime};
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::params::{Body, Params};
+use crate::{blocking, AppState};
+
+/// The most lines one request returns.
+const MAX_LINES: usize = 10_000;
+
+impl From<DeviceError> for ApiError {
+    fn from(e: DeviceError) -> Self {
+        match e {
+            DeviceError::NotFound(_) => ApiError::not_found(e.to_string()),
+            DeviceError::Exists(_) => ApiError::conflict(e.to_string()),
+            DeviceError::Invalid(_) => ApiError::bad_request(e.to_string()),
+            DeviceError::File { .. } => {
+                tracing::error!(error = %e, "device registry failure");
+                ApiError::internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<RawStoreError> for ApiError {
+    fn from(e: RawStoreError) -> Self {
+        match e {
+            RawStoreError::BadDevice(_) => ApiError::bad_request(e.to_string()),
+            _ => {
+                tracing::error!(error = %e, "raw log store failure");
+                ApiError::internal(e.to_string())
+            }
+        }
+    }
+}
+
+/// Every device, with its live counters.
+#[utoipa::path(get, path = "/logs/devices", tag = "Logs",
+    responses((status = 200, description = "[device]", body = serde_json::Value), (status = 404, body = super::ErrorBody)))]
+pub(crate) async fn list_devices(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let logs = s.logs()?;
+    Ok(Json(Value::Array(logs.devices().list().iter().map(|d| d.to_json()).collect())))
+}
+
+/// Declare a device (`name` required; `address`, `hostnames`, `type`, `model`, `description`,
+/// `services`, `status`, `timezone` optional).
+#[utoipa::path(post, path = "/logs/devices", tag = "Logs", request_body = serde_json::Value,
+    responses((status = 201, description = "The device", body = serde_json::Value), (status = 400, body = super::ErrorBody),
+        (status = 409, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+pub(crate) async fn add_device(
+    State(s): State<AppState>,
+    Body(device): Body<Device>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let logs = s.logs()?;
+    let name = device.name.clone();
+    let answer = blocking(move || {
+        logs.devices().add(device)?;
+        Ok(logs.devices().get(&name)?.to_json())
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// One device.
+#[utoipa::path(get, path = "/logs/devices/{name}", tag = "Logs", params(("name" = String, Path)),
+    responses((status = 200, description = "The device", body = serde_json::Value), (status = 404, body = super::ErrorBody)))]
+pub(crate) async fn get_device(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(s.logs()?.devices().get(&name)?.to_json()))
+}
+
+/// Change a device: the body's fields replace the device's (`null` clears one); the name stays.
+#[utoipa::path(patch, path = "/logs/devices/{name}", tag = "Logs", params(("name" = String, Path)),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The device", body = serde_json::Value), (status = 400, body = super::ErrorBody),
+        (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+pub(crate) async fn update_device(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Body(patch): Body<serde_json::Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let logs = s.logs()?;
+    blocking(move || {
+        logs.devices().update(&name, |d| apply_patch(d, &patch))?;
+        Ok(Json(logs.devices().get(&name)?.to_json()))
+    })
+    .await
+}
+
+/// Overlays a JSON object on a device, checking the result as a whole.
+pub(crate) fn apply_patch(d: &mut Device, patch: &serde_json::Map<String, Value>) -> Result<(), DeviceError> {
+    let mut v = serde_json::to_value(&*d).map_err(|e| DeviceError::Invalid(e.to_string()))?;
+    if let Some(o) = v.as_object_mut() {
+        for (k, val) in patch {
+            if val.is_null() {
+                o.remove(k);
+            } else {
+                o.insert(k.clone(), val.clone());
+            }
+        }
+    }
+    *d = serde_json::from_value(v).map_err(|e| DeviceError::Invalid(format!("device '{}': {e}", d.name)))?;
+    Ok(())
+}
+
+/// Remove a device (its stored lines stay; it is registered again if it sends again).
+#[utoipa::path(delete, path = "/logs/devices/{name}", tag = "Logs", params(("name" = String, Path)),
+    responses((status = 200, description = "Removed"), (status = 404, body = super::ErrorBody)))]
+pub(crate) async fn delete_device(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let logs = s.logs()?;
+    blocking(move || Ok(logs.devices().remove(&name)?)).await?;
+    Ok(crate::ok_null())
+}
+
+fn time_param(p: &Params, name: &str) -> ApiResult<Option<LogTime>> {
+    p.get(name)
+        .map(|v| v.parse::<LogTime>().map_err(|m| ApiError::unprocessable(format!("query parameter '{name}': {m}"))))
+        .transpose()
+}
+
+/// A device's stored lines received in `[from, to)`, oldest first, each with its parsed header
+/// (`limit` lines, 100 unless given, at most 10,000).
+#[utoipa::path(get, path = "/logs/devices/{name}/lines", tag = "Logs",
+    params(("name" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("limit" = Option<usize>, Query)),
+    responses((status = 200, description = "{device, lines: [{received, peer, transport, raw, parsed}], more}", body = serde_json::Value),
+        (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+pub(crate) async fn device_lines(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> ApiResult<Json<Value>> {
+    let logs = s.logs()?;
+    let (from, to) = (time_param(&p, "from")?, time_param(&p, "to")?);
+    let limit = p.usize_or("limit", 100)?;
+    if limit > MAX_LINES {
+        return Err(ApiError::bad_request(format!("limit is at most {MAX_LINES}")));
+    }
+    blocking(move || {
+        let device = logs.devices().get(&name)?;
+        let timezone = device.device.timezone.unwrap_or(logs.config().timezone);
+        let mut lines = Vec::new();
+        let mut more = false;
+        for l in logs.store().read(&name, from, to)? {
+            let l = l?;
+            if lines.len() == limit {
+                more = true;
+                break;
+            }
+            lines.push(l.to_json(timezone));
+        }
+        Ok(Json(json!({"device": name, "lines": lines, "more": more})))
+    })
+    .await
+}
+
+/// The pipeline's counters since start, and the raw store's size.
+#[utoipa::path(get, path = "/logs/stats", tag = "Logs",
+    responses((status = 200, description = "Counters", body = serde_json::Value), (status = 404, body = super::ErrorBody)))]
+pub(crate) async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let logs = s.logs()?;
+    blocking(move || {
+        let st = logs.stats();
+        let transports: serde_json::Map<String, Value> = st
+            .by_transport()
+            .into_iter()
+            .map(|(t, lines, bytes)| (t.name().to_owned(), json!({"lines": lines, "bytes": bytes})))
+            .collect();
+        Ok(Json(json!({
+            "received": transports,
+            "stored_lines": st.stored.load(Relaxed),
+            "store_commits": st.commits.load(Relaxed),
+            "store_errors": st.store_errors.load(Relaxed),
+            "parse_issues": st.parse_issues.load(Relaxed),
+            "truncated_lines": st.truncated.load(Relaxed),
+            "refused_lines": st.refused.load(Relaxed),
+            "udp_kernel_drops": st.udp_kernel_drops.load(Relaxed),
+            "connections": st.connections.load(Relaxed),
+            "devices": logs.devices().list().len(),
+            "raw_store_bytes": logs.store().size()?,
+        })))
+    })
+    .await
+}

@@ -1,0 +1,156 @@
+//! The log pipeline's routes: devices, stored lines, counters, auth, bad input.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use octo_logs::{LogsConfig, Pipeline, RawLine, Transport};
+use octo_server::auth::Role;
+use serde_json::json;
+
+fn with_logs(s: &common::TestServer) -> std::sync::Arc<Pipeline> {
+    let logs = Pipeline::open(&s.dir.path().join("logs.d"), LogsConfig::default()).unwrap();
+    s.state.set_logs(logs.clone());
+    logs
+}
+
+fn line(t: &str, text: &str) -> RawLine {
+    RawLine {
+        received: t.parse().unwrap(),
+        peer: Some("192.0.2.7:40000".parse().unwrap()),
+        transport: Transport::Udp,
+        bytes: text.to_owned().into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_can_be_declared_changed_listed_and_removed() {
+    let s = common::server(false, &[]);
+    let (status, body) = s.send(Method::GET, "/logs/devices", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no pipeline yet: {body}");
+    assert!(body["detail"].as_str().unwrap().contains("log pipeline"));
+    with_logs(&s);
+    let fw = json!({"name": "fw1", "address": "192.0.2.1", "type": "Firewall", "model": "ASA 5506", "services": ["Cisco_ASA"]});
+    let (status, body) = s.send(Method::POST, "/logs/devices", Some(fw.clone()), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"], "pending");
+    assert_eq!(body["lines_received"], 0);
+    let (status, _) = s.send(Method::POST, "/logs/devices", Some(fw), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = s
+        .send(
+            Method::PATCH,
+            "/logs/devices/fw1",
+            Some(json!({"status": "active", "model": null, "timezone": "Europe/Amsterdam"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["status"].as_str(), body.get("model"), body["timezone"].as_str()),
+        (Some("active"), None, Some("Europe/Amsterdam"))
+    );
+    let (status, body) = s.send(Method::GET, "/logs/devices", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.as_array().unwrap().len(), 1);
+    let (status, _) = s.send(Method::DELETE, "/logs/devices/fw1", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = s.send(Method::GET, "/logs/devices/fw1", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_message_and_changes_nothing() {
+    let s = common::server(false, &[]);
+    let logs = with_logs(&s);
+    s.send(Method::POST, "/logs/devices", Some(json!({"name": "ok"})), None).await;
+    let before = logs.devices().devices();
+    let cases = [
+        (Method::POST, "/logs/devices", Some(json!({"name": "../etc"})), StatusCode::BAD_REQUEST),
+        (Method::POST, "/logs/devices", Some(json!({"name": "x", "colour": "red"})), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            Method::POST,
+            "/logs/devices",
+            Some(json!({"name": "x", "address": "not-an-ip"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (Method::POST, "/logs/devices", Some(json!("{not json")), StatusCode::UNPROCESSABLE_ENTITY),
+        (Method::PATCH, "/logs/devices/ok", Some(json!({"status": "sleeping"})), StatusCode::BAD_REQUEST),
+        (Method::PATCH, "/logs/devices/ok", Some(json!({"name": "renamed"})), StatusCode::BAD_REQUEST),
+        (Method::PATCH, "/logs/devices/ok", Some(json!({"timezone": "Mars/Olympus"})), StatusCode::BAD_REQUEST),
+        (Method::PATCH, "/logs/devices/none", Some(json!({"status": "active"})), StatusCode::NOT_FOUND),
+        (Method::GET, "/logs/devices/ok/lines?from=yesterday", None, StatusCode::UNPROCESSABLE_ENTITY),
+        (Method::GET, "/logs/devices/ok/lines?limit=-1", None, StatusCode::UNPROCESSABLE_ENTITY),
+        (Method::GET, "/logs/devices/ok/lines?limit=1000000", None, StatusCode::BAD_REQUEST),
+        (Method::GET, "/logs/devices/none/lines", None, StatusCode::NOT_FOUND),
+        (Method::DELETE, "/logs/devices/none", None, StatusCode::NOT_FOUND),
+    ];
+    for (method, uri, body, want) in cases {
+        let (status, answer) = s.send(method.clone(), uri, body.clone(), None).await;
+        assert_eq!(status, want, "{method} {uri} {body:?}: {answer}");
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()), "{method} {uri}: {answer}");
+    }
+    assert_eq!(logs.devices().devices(), before);
+    // The name `logs` is the pipeline's, not an organisation's.
+    let (status, answer) = s.send(Method::POST, "/logs/node", None, None).await;
+    assert!(status.is_client_error(), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_lines_by_time_range_with_parsed_headers() {
+    let s = common::server(false, &[]);
+    let logs = with_logs(&s);
+    let lines: Vec<RawLine> = (0..30)
+        .map(|i| {
+            line(
+                &format!("2026-12-01T10:{i:02}:00Z"),
+                &format!(
+                    "<38>Dec  1 10:{i:02}:00 web1 sshd[42]: Failed password for root from 203.0.113.9 port {i} ssh2"
+                ),
+            )
+        })
+        .collect();
+    logs.ingest(lines).await.unwrap();
+    let (status, body) = s
+        .send(
+            Method::GET,
+            "/logs/devices/web1/lines?from=2026-12-01T10:10:00Z&to=2026-12-01T10:20:00Z&limit=5",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let got = body["lines"].as_array().unwrap();
+    assert_eq!(got.len(), 5);
+    assert_eq!(body["more"], true);
+    assert_eq!(got[0]["received"], "2026-12-01T10:10:00Z");
+    assert_eq!(got[0]["parsed"]["app_name"], "sshd");
+    assert_eq!(got[0]["parsed"]["facility"], "auth");
+    assert_eq!(got[0]["peer"], "192.0.2.7:40000");
+    let (_, body) = s.send(Method::GET, "/logs/devices/web1", None, None).await;
+    assert_eq!(body["lines_received"], 30);
+    let (_, stats) = s.send(Method::GET, "/logs/stats", None, None).await;
+    assert_eq!(stats["received"]["udp"]["lines"], 30);
+    assert_eq!(stats["stored_lines"], 30);
+    assert!(stats["raw_store_bytes"].as_u64().unwrap() > 0);
+    let metrics = s.send(Method::GET, "/metrics", None, None).await.1;
+    let text = metrics.as_str().unwrap_or_default().to_owned();
+    assert!(text.contains(r#"octograph_syslog_lines{transport="udp"} 30"#), "{text}");
+    assert!(text.contains(r#"octograph_syslog{counter="stored_lines"} 30"#), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_reach_logs_only_through_the_logs_organisation() {
+    let s = common::server(true, &["acme"]);
+    with_logs(&s);
+    let acme = s.token(&["acme"], Role::Admin);
+    let reader = s.token(&["logs"], Role::Read);
+    let writer = s.token(&["logs"], Role::Write);
+    let (status, _) = s.send(Method::GET, "/logs/devices", None, Some(&acme)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = s.send(Method::GET, "/logs/devices", None, Some(&reader)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = s.send(Method::POST, "/logs/devices", Some(json!({"name": "d"})), Some(&reader)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = s.send(Method::POST, "/logs/devices", Some(json!({"name": "d"})), Some(&writer)).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
