@@ -116,7 +116,12 @@ pub struct Pipeline {
     stats: Arc<LogStats>,
     config: LogsConfig,
     writer: mpsc::Sender<Job>,
+    /// Held by the writer around each round; [`Pipeline::pause`] takes it to hold writes.
+    gate: Arc<std::sync::Mutex<()>>,
 }
+
+/// Writes to the raw store wait while this lives (see [`Pipeline::pause`]).
+pub struct Paused<'a>(#[allow(dead_code)] std::sync::MutexGuard<'a, ()>);
 
 /// Rounds of the writer hold at most this many lines.
 const MAX_ROUND_LINES: usize = 64 << 10;
@@ -128,12 +133,20 @@ impl Pipeline {
         let devices = Arc::new(DeviceRegistry::open(&dir.join("devices.json"), config.new_devices)?);
         let stats = Arc::new(LogStats::default());
         let (tx, rx) = mpsc::channel::<Job>(256);
-        let (s, st) = (store.clone(), stats.clone());
+        let gate = Arc::new(std::sync::Mutex::new(()));
+        let (s, st, g) = (store.clone(), stats.clone(), gate.clone());
         std::thread::Builder::new()
             .name("octograph-rawlog".into())
-            .spawn(move || write_rounds(rx, &s, &st))
+            .spawn(move || write_rounds(rx, &s, &st, &g))
             .map_err(|e| RawStoreError::Io { path: dir.to_owned(), source: e })?;
-        Ok(Arc::new(Pipeline { store, devices, stats, config, writer: tx }))
+        Ok(Arc::new(Pipeline { store, devices, stats, config, writer: tx, gate }))
+    }
+
+    /// Holds every write to the raw store until the guard is dropped (to copy the store for a
+    /// backup while receivers keep their connections). Receivers then stop reading once the
+    /// writer's queue is full: TCP senders wait, UDP datagrams overflow the kernel's buffer.
+    pub fn pause(&self) -> Paused<'_> {
+        Paused(self.gate.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The raw store.
@@ -259,8 +272,9 @@ impl Pipeline {
 }
 
 /// The writer thread: takes what is queued, appends it in one group commit, answers everyone.
-fn write_rounds(mut rx: mpsc::Receiver<Job>, store: &RawStore, stats: &LogStats) {
+fn write_rounds(mut rx: mpsc::Receiver<Job>, store: &RawStore, stats: &LogStats, gate: &std::sync::Mutex<()>) {
     while let Some(first) = rx.blocking_recv() {
+        let _open = gate.lock().unwrap_or_else(|p| p.into_inner());
         let mut jobs = vec![first];
         let mut n = jobs[0].lines.len();
         while n < MAX_ROUND_LINES {

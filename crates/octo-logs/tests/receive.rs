@@ -352,3 +352,67 @@ async fn refused_senders_are_counted_not_stored() {
     assert!(pipeline.devices().get("stranger").is_err());
     receivers.shutdown().await;
 }
+
+/// While the store cannot keep up, TCP receivers stop reading: the sender blocks instead of the
+/// server's memory growing, and every line arrives once the store catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_store_holds_tcp_senders_back_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pipeline, receivers) = start(dir.path(), LogsConfig::default()).await;
+    let addr = receivers.address(Transport::Tcp).unwrap();
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let total_lines = 400_000u64;
+    let paused = pipeline.pause();
+    let w = written.clone();
+    let sender = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let line = format!("<13>Dec  1 10:00:00 busy app: {}\n", "x".repeat(200));
+        let chunk: String = (0..1000).map(|_| line.as_str()).collect();
+        for _ in 0..total_lines / 1000 {
+            s.write_all(chunk.as_bytes()).unwrap();
+            w.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = written.load(std::sync::atomic::Ordering::Relaxed);
+    let all = total_lines * 229;
+    assert!(!sender.is_finished(), "the sender is held back");
+    assert!(during < all / 2, "{during} of {all} bytes accepted while the store stalled");
+    assert_eq!(pipeline.stats().stored.load(std::sync::atomic::Ordering::Relaxed), 0);
+    drop(paused);
+    sender.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pipeline.stats().stored.load(std::sync::atomic::Ordering::Relaxed) < total_lines && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pipeline.stats().stored.load(std::sync::atomic::Ordering::Relaxed), total_lines);
+    assert_eq!(pipeline.store().read("busy", None, None).unwrap().count() as u64, total_lines);
+    receivers.shutdown().await;
+}
+
+/// UDP has no flow control: with the store stalled the kernel's buffer overflows, and the drops
+/// are counted (read from /proc/net/udp).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_datagrams_the_kernel_drops_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogsConfig { udp_receive_buffer_kb: 64, ..LogsConfig::default() };
+    let (pipeline, receivers) = start(dir.path(), config).await;
+    let addr = receivers.address(Transport::Udp).unwrap();
+    let paused = pipeline.pause();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let msg = format!("<13>Dec  1 10:00:00 noisy app: {}", "y".repeat(500));
+    for _ in 0..300_000 {
+        let _ = socket.send_to(msg.as_bytes(), addr);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pipeline.stats().udp_kernel_drops.load(std::sync::atomic::Ordering::Relaxed) == 0 && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drops = pipeline.stats().udp_kernel_drops.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(drops > 0, "the kernel's drops are counted");
+    drop(paused);
+    receivers.shutdown().await;
+}
