@@ -8,6 +8,20 @@ use octo_store::{AsOf, RedbStore, Store, StoreOptions, Timestamp, ValidTime};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Syslog over TCP on loopback into the raw store, end to end: lines per second and peak
+    /// memory; `--rsyslog` runs rsyslog (imtcp -> omfile) on the same load (docs/PERFORMANCE.md).
+    Syslog {
+        #[arg(long, default_value_t = 3_000_000)]
+        lines: u64,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Also measure rsyslogd and print the ratio.
+        #[arg(long)]
+        rsyslog: bool,
+        /// Where the stores go (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Many live SSE consumers while a writer declares hostnames at a set event rate: delivery
     /// latency from commit to frame, and memory (docs/PERFORMANCE.md).
     Fanout {
@@ -106,6 +120,9 @@ pub enum BenchCommand {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Syslog { lines, connections, rsyslog, dir } => {
+            crate::bench_syslog::run(lines, connections, rsyslog, dir)
+        }
         BenchCommand::Fanout { consumers, events_per_second, seconds, cache_mb } => {
             crate::bench_stream::fanout(consumers, events_per_second, seconds, cache_mb)
         }

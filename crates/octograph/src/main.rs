@@ -10,6 +10,7 @@ mod bench;
 mod bench_bits;
 mod bench_server;
 mod bench_stream;
+mod bench_syslog;
 mod config;
 mod logs_cli;
 
