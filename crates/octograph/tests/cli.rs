@@ -397,3 +397,97 @@ fn syslog_received_by_serve_is_kept_across_kill_9_and_replayed() {
     let _ = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
     assert!(server.child.wait().unwrap().success());
 }
+
+fn serve_relp(data: &Path, port: u16) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_octograph"))
+        .args(["--data-dir", data.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+        .args(["--syslog-relp", &format!("127.0.0.1:{port}")])
+        .env_remove("OCTOGRAPH_CONFIG")
+        .env("RUST_LOG", "info")
+        .current_dir(data)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(lines.by_ref().map_while(Result::ok).any(|l| l.contains("API ready")), "the server starts");
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    child
+}
+
+/// The distinct `relp message N` texts stored for a device.
+fn raw_messages(data: &Path, device: &str) -> std::collections::BTreeSet<String> {
+    let out = octograph(data, &["replay", "--device", device, "--raw"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split("relp message ").nth(1).map(str::to_owned))
+        .collect()
+}
+
+/// rsyslog sends over RELP while Octograph is killed with SIGKILL and started again: every
+/// message arrives (RELP resends what was not acknowledged, and we acknowledge only what is
+/// durable).
+#[test]
+fn relp_from_rsyslog_loses_nothing_across_a_kill_9() {
+    let Some(rsyslogd) = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"].into_iter().find(|p| Path::new(p).exists()) else {
+        assert!(std::env::var_os("CI").is_none(), "CI installs rsyslog (.ci/run); it is missing");
+        eprintln!("rsyslogd is not installed: skipping");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = serve_relp(&data, port);
+    let work = dir.path().join("rsyslog");
+    std::fs::create_dir_all(&work).unwrap();
+    let sock = work.join("log.sock");
+    let conf = format!(
+        r#"global(workDirectory="{w}" localHostname="relp-sender")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="{s}" CreatePath="on" RateLimit.Interval="0")
+module(load="omrelp")
+action(type="omrelp" target="127.0.0.1" port="{port}" action.resumeRetryCount="-1" action.resumeInterval="1"
+       queue.type="LinkedList" queue.size="100000")
+"#,
+        w = work.display(),
+        s = sock.display()
+    );
+    std::fs::write(work.join("rsyslog.conf"), conf).unwrap();
+    let mut rsyslog = Command::new(rsyslogd)
+        .args(["-n", "-f"])
+        .arg(work.join("rsyslog.conf"))
+        .arg("-i")
+        .arg(work.join("rsyslog.pid"))
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sock.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let n = 50_000;
+    let input = dir.path().join("lines.txt");
+    std::fs::write(&input, (0..n).map(|i| format!("relp message {i:05}\n")).collect::<String>()).unwrap();
+    let status =
+        Command::new("logger").args(["-u", sock.to_str().unwrap(), "-t", "app", "-f"]).arg(&input).status().unwrap();
+    assert!(status.success());
+    // Kill the receiver while lines are arriving, then start it again on the same port.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while raw_messages(&data, "relp-sender").is_empty() && std::time::Instant::now() < deadline {}
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let before = raw_messages(&data, "relp-sender").len();
+    eprintln!("{before} of {n} lines stored when the receiver was killed");
+    let mut server = serve_relp(&data, port);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < n && std::time::Instant::now() < deadline {
+        seen = raw_messages(&data, "relp-sender");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = rsyslog.kill();
+    let _ = rsyslog.wait();
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let _ = server.wait();
+    assert_eq!(seen.len(), n, "{before} stored before the kill; {} distinct messages after", seen.len());
+}
