@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod classify;
 pub mod device;
 pub mod framing;
 pub mod message;
@@ -16,10 +17,12 @@ pub mod parse;
 pub mod pipeline;
 pub mod raw_store;
 pub mod relp;
+pub mod services;
 pub mod source;
 pub mod stats;
 pub mod time;
 
+pub use classify::{Classified, Classifier};
 pub use device::{Device, DeviceRegistry, DeviceStatus};
 pub use message::{Facility, Format, Issue, Priority, Severity, Syslog};
 pub use parse::{parse, ParseContext};

@@ -1,0 +1,68 @@
+//! Lines classified per second, one core, with the whole built-in library loaded: loghub's
+//! OpenSSH and Linux lines (parse + dispatch to a message + field extraction).
+//! `cargo bench -p octo-logs --bench classify`.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use octo_logs::services::{builtin, octopussy};
+use octo_logs::{parse, Classifier, ParseContext, TimeZoneSpec};
+
+fn corpus() -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/loghub/");
+    let mut lines = Vec::new();
+    for name in ["OpenSSH_2k.log", "Linux_2k.log"] {
+        let text = std::fs::read_to_string(format!("{dir}{name}")).expect("the loghub corpus in ../shared");
+        lines.extend(text.lines().map(|l| format!("<38>{l}")));
+    }
+    lines
+}
+
+fn bench(c: &mut Criterion) {
+    let lines = corpus();
+    let ctx = ParseContext { received: "2026-11-22T12:00:00Z".parse().unwrap(), timezone: TimeZoneSpec::Fixed(0) };
+    let library = builtin();
+    let names: Vec<String> = library.iter().map(|s| s.name.clone()).collect();
+    let classifier = Classifier::new(&library).unwrap();
+    let mut g = c.benchmark_group("classify");
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function("builtin", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for l in &lines {
+                let m = parse(l, &ctx);
+                if let Some(hit) = classifier.classify(&names, l, &m, "dev") {
+                    n += hit.fields.len();
+                }
+            }
+            n
+        })
+    });
+    // Octopussy's own 151 services (4,016 messages), as a device with all of them would try them.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/octopussy/services/");
+    let mut services = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        if let Ok(s) = octopussy::parse(&text, &e.path().display().to_string()) {
+            services.push(s);
+        }
+    }
+    services.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+    if let Ok(classifier) = Classifier::new(&services) {
+        g.bench_function("octopussy_all_151", |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                for l in &lines {
+                    let m = parse(l, &ctx);
+                    if let Some(hit) = classifier.classify(&names, l, &m, "dev") {
+                        n += hit.fields.len();
+                    }
+                }
+                n
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,328 @@
+//! Classification: which message of a device's services a line is, and its fields.
+//!
+//! Patterns are not tried one by one. Each message is routed by the program (tag) its lines
+//! come with, so a line only meets the messages of its own program plus those that take any;
+//! and each message's longest required literal goes into one Aho–Corasick automaton, run once
+//! over the line, so a candidate whose literal is absent is skipped without running its regex.
+//! The cost per line grows with the line and its few real candidates, not with the library.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::bytes::{Regex, RegexBuilder};
+
+use crate::message::{Format, Syslog};
+use crate::services::pattern::{literal_regex, parse as parse_pattern, perl_braces, type_regex, Part};
+use crate::services::{MessageDef, Service, ServiceError, Subject};
+
+/// A classified line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classified<'c> {
+    /// The service it belongs to.
+    pub service: &'c str,
+    /// The message it is.
+    pub message: &'c MessageDef,
+    /// The captured fields, in pattern order.
+    pub fields: Vec<(&'c str, String)>,
+}
+
+struct Compiled {
+    def: MessageDef,
+    service: usize,
+    regex: Regex,
+    /// The field of each capture group (index = group number).
+    groups: Vec<Option<String>>,
+    /// Exact programs (lower case) and globs.
+    exact: Vec<String>,
+    globs: Vec<String>,
+    /// Index of its required literal in the automaton.
+    literal: Option<usize>,
+}
+
+impl Compiled {
+    /// Whether a line of this program may be this message.
+    fn takes(&self, app: Option<&str>) -> bool {
+        if self.exact.is_empty() && self.globs.is_empty() {
+            return true;
+        }
+        let Some(app) = app else { return false };
+        self.exact.iter().any(|p| p == app) || self.globs.iter().any(|g| glob(g, app))
+    }
+}
+
+/// The candidates of one list of services, per program.
+struct Plan {
+    by_program: HashMap<String, Vec<usize>>,
+    any: Vec<usize>,
+}
+
+/// The compiled library: every message of every service, ready to match.
+pub struct Classifier {
+    services: Vec<String>,
+    messages: Vec<Compiled>,
+    literals: AhoCorasick,
+    literal_count: usize,
+    plans: Mutex<HashMap<Vec<String>, Arc<Plan>>>,
+}
+
+thread_local! {
+    static SEEN: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Classifier {
+    /// Compiles services; a bad pattern fails with its service, message and column.
+    pub fn new(services: &[Service]) -> Result<Classifier, ServiceError> {
+        let mut names = Vec::new();
+        let mut messages = Vec::new();
+        let mut literals: Vec<String> = Vec::new();
+        for (si, s) in services.iter().enumerate() {
+            if names.contains(&s.name) {
+                return Err(ServiceError {
+                    source: s.name.clone(),
+                    message: None,
+                    reason: "two services of this name".into(),
+                });
+            }
+            names.push(s.name.clone());
+            for m in &s.messages {
+                let bad = |reason: String| ServiceError { source: s.name.clone(), message: Some(m.id.clone()), reason };
+                let (regex, groups, literal) = compile(&m.pattern).map_err(bad)?;
+                let literal = literal.filter(|_| m.subject != Subject::Canonical).map(|l| {
+                    literals.push(l);
+                    literals.len() - 1
+                });
+                let (globs, exact): (Vec<String>, Vec<String>) = m
+                    .programs
+                    .iter()
+                    .map(|p| p.to_ascii_lowercase())
+                    .partition(|p| p.starts_with('*') || p.ends_with('*'));
+                messages.push(Compiled { def: m.clone(), service: si, regex, groups, exact, globs, literal });
+            }
+        }
+        let automaton = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&literals)
+            .map_err(|e| ServiceError { source: "library".into(), message: None, reason: e.to_string() })?;
+        Ok(Classifier {
+            services: names,
+            messages,
+            literals: automaton,
+            literal_count: literals.len(),
+            plans: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The services, by name, in load order.
+    pub fn services(&self) -> &[String] {
+        &self.services
+    }
+
+    /// Every message.
+    pub fn messages(&self) -> impl Iterator<Item = &MessageDef> {
+        self.messages.iter().map(|m| &m.def)
+    }
+
+    fn plan(&self, services: &[String]) -> Arc<Plan> {
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = plans.get(services) {
+            return p.clone();
+        }
+        let order: Vec<usize> = services.iter().filter_map(|n| self.services.iter().position(|s| s == n)).collect();
+        let mut candidates: Vec<usize> =
+            (0..self.messages.len()).filter(|&i| order.contains(&self.messages[i].service)).collect();
+        candidates.sort_by_key(|&i| {
+            let m = &self.messages[i];
+            (order.iter().position(|&s| s == m.service), m.def.rank, i)
+        });
+        let takes_others = |i: usize| self.messages[i].exact.is_empty() || !self.messages[i].globs.is_empty();
+        let any: Vec<usize> = candidates.iter().copied().filter(|&i| takes_others(i)).collect();
+        let mut by_program: HashMap<String, Vec<usize>> = HashMap::new();
+        for &i in &candidates {
+            for p in &self.messages[i].exact {
+                by_program.entry(p.clone()).or_default();
+            }
+        }
+        for (program, list) in by_program.iter_mut() {
+            *list = candidates
+                .iter()
+                .copied()
+                .filter(|&i| takes_others(i) || self.messages[i].exact.contains(program))
+                .collect();
+        }
+        let plan = Arc::new(Plan { by_program, any });
+        plans.insert(services.to_vec(), plan.clone());
+        plan
+    }
+
+    /// The message of a line among `services` (tried in that order), or None: unknown.
+    /// `line` is the text `m` was parsed from; `device` names the sender for patterns that
+    /// match the canonical line.
+    pub fn classify<'c>(
+        &'c self,
+        services: &[String],
+        line: &str,
+        m: &Syslog<'_>,
+        device: &str,
+    ) -> Option<Classified<'c>> {
+        let plan = self.plan(services);
+        let app = m.app_name.map(|a| a.to_ascii_lowercase());
+        let list = match &app {
+            Some(a) => plan.by_program.get(a).unwrap_or(&plan.any),
+            None => &plan.any,
+        };
+        if list.is_empty() {
+            return None;
+        }
+        SEEN.with(|seen| {
+            let mut seen = seen.borrow_mut();
+            seen.clear();
+            seen.resize(self.literal_count.div_ceil(64), 0);
+            for hit in self.literals.find_overlapping_iter(line.as_bytes()) {
+                let id = hit.pattern().as_usize();
+                seen[id / 64] |= 1 << (id % 64);
+            }
+            let mut rest: Option<std::borrow::Cow<'_, str>> = None;
+            let mut canonical: Option<String> = None;
+            for &i in list {
+                let c = &self.messages[i];
+                if let Some(l) = c.literal {
+                    if seen[l / 64] & (1 << (l % 64)) == 0 {
+                        continue;
+                    }
+                }
+                if !c.takes(app.as_deref()) {
+                    continue;
+                }
+                let subject: &str = match c.def.subject {
+                    // Some programs pad their text (`kernel:  BIOS-e820: …`).
+                    Subject::Message => m.msg.trim_start_matches(' '),
+                    Subject::Rest => rest.get_or_insert_with(|| rest_of(line, m)),
+                    Subject::Canonical => canonical.get_or_insert_with(|| {
+                        let ts = m.timestamp.map(|t| t.to_string()).unwrap_or_default();
+                        format!("{ts} {} {}", m.hostname.unwrap_or(device), rest_of(line, m))
+                    }),
+                };
+                let mut locs = c.regex.capture_locations();
+                if c.regex.captures_read(&mut locs, subject.as_bytes()).is_none() {
+                    continue;
+                }
+                let mut fields = Vec::new();
+                for (g, name) in c.groups.iter().enumerate() {
+                    if let (Some(name), Some((s, e))) = (name, locs.get(g)) {
+                        fields.push((name.as_str(), String::from_utf8_lossy(&subject.as_bytes()[s..e]).into_owned()));
+                    }
+                }
+                return Some(Classified { service: &self.services[c.service], message: &c.def, fields });
+            }
+            None
+        })
+    }
+}
+
+/// The line from its tag on, as Octopussy's patterns see it after the host.
+fn rest_of<'a>(line: &'a str, m: &Syslog<'a>) -> std::borrow::Cow<'a, str> {
+    if let (Format::Rfc3164, Some(app)) = (m.format, m.app_name) {
+        let at = (app.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize);
+        if let Some(rest) = line.get(at..) {
+            return rest.into();
+        }
+    }
+    match (m.app_name, m.proc_id) {
+        (Some(a), Some(p)) => format!("{a}[{p}]: {}", m.msg).into(),
+        (Some(a), None) => format!("{a}: {}", m.msg).into(),
+        _ => m.msg.into(),
+    }
+}
+
+fn glob(g: &str, s: &str) -> bool {
+    match (g.strip_prefix('*'), g.strip_suffix('*')) {
+        (Some(tail), _) if !tail.ends_with('*') => s.ends_with(tail),
+        (_, Some(head)) if !head.starts_with('*') => s.starts_with(head),
+        _ => s.contains(g.trim_matches('*')),
+    }
+}
+
+/// A compiled pattern: its regex, the field of each group, and its longest required literal.
+type CompiledPattern = (Regex, Vec<Option<String>>, Option<String>);
+
+/// Compiles a pattern.
+fn compile(pattern: &str) -> Result<CompiledPattern, String> {
+    let parts = parse_pattern(pattern).map_err(|e| e.to_string())?;
+    let mut src = String::from("^");
+    let mut groups = vec![None];
+    let mut longest = String::new();
+    for (at, part) in &parts {
+        match part {
+            Part::Literal(text) => {
+                src.push_str(&literal_regex(text));
+                // The required pieces: runs between regex-active characters, less a last
+                // character made optional by `?`, `*` or `{`.
+                let mut piece = String::new();
+                for c in text.chars() {
+                    if matches!(c, '.' | '*' | '+' | '?' | '{' | '}') {
+                        if matches!(c, '?' | '*' | '{') {
+                            piece.pop();
+                        }
+                        if piece.len() > longest.len() {
+                            longest = std::mem::take(&mut piece);
+                        }
+                        piece.clear();
+                    } else {
+                        piece.push(c);
+                    }
+                }
+                if piece.len() > longest.len() {
+                    longest = piece;
+                }
+            }
+            Part::Token { ty, regex, field } => {
+                let owned;
+                let re = match regex {
+                    Some(r) => {
+                        owned = perl_braces(r);
+                        owned.as_str()
+                    }
+                    None => type_regex(ty).ok_or_else(|| format!("column {}: unknown token type '{ty}'", at + 1))?,
+                };
+                // Each token's regex must compile alone, so an error points at the token.
+                RegexBuilder::new(re)
+                    .unicode(false)
+                    .build()
+                    .map_err(|e| format!("column {}: {}", at + 1, first_line(&e.to_string())))?;
+                match field {
+                    Some(_) => {
+                        src.push('(');
+                        src.push_str(re);
+                        src.push(')');
+                        groups.push(field.clone());
+                        // Groups inside a REGEXP are numbered after ours; keep their slots.
+                        let inner = Regex::new(&format!("(?-u:{re})")).map(|r| r.captures_len() - 1).unwrap_or(0);
+                        groups.extend(std::iter::repeat_n(None, inner));
+                    }
+                    None => {
+                        src.push_str("(?:");
+                        src.push_str(re);
+                        src.push(')');
+                        let inner = Regex::new(&format!("(?-u:{re})")).map(|r| r.captures_len() - 1).unwrap_or(0);
+                        groups.extend(std::iter::repeat_n(None, inner));
+                    }
+                }
+            }
+        }
+    }
+    let regex = RegexBuilder::new(&src)
+        .unicode(false)
+        .case_insensitive(true)
+        .size_limit(8 << 20)
+        .build()
+        .map_err(|e| format!("column 1: {}", first_line(&e.to_string())))?;
+    let literal = longest.trim().to_owned();
+    let literal = (literal.len() >= 3 && !literal.contains(['.', '*', '+', '?'])).then_some(literal);
+    Ok((regex, groups, literal))
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().rfind(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_owned()
+}
