@@ -22,6 +22,7 @@ fn bench(c: &mut Criterion) {
     let library = builtin();
     let names: Vec<String> = library.iter().map(|s| s.name.clone()).collect();
     let classifier = Classifier::new(&library).unwrap();
+    let plan = classifier.plan(&names);
     let mut g = c.benchmark_group("classify");
     g.throughput(Throughput::Elements(lines.len() as u64));
     g.bench_function("builtin", |b| {
@@ -29,7 +30,7 @@ fn bench(c: &mut Criterion) {
             let mut n = 0usize;
             for l in &lines {
                 let m = parse(l, &ctx);
-                if let Some(hit) = classifier.classify(&names, l, &m, "dev") {
+                if let Some(hit) = classifier.classify_with(&plan, l, &m, "dev") {
                     n += hit.fields.len();
                 }
             }
@@ -48,12 +49,13 @@ fn bench(c: &mut Criterion) {
     services.sort_by(|a, b| a.name.cmp(&b.name));
     let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
     if let Ok(classifier) = Classifier::new(&services) {
+        let plan = classifier.plan(&names);
         g.bench_function("octopussy_all_151", |b| {
             b.iter(|| {
                 let mut n = 0usize;
                 for l in &lines {
                     let m = parse(l, &ctx);
-                    if let Some(hit) = classifier.classify(&names, l, &m, "dev") {
+                    if let Some(hit) = classifier.classify_with(&plan, l, &m, "dev") {
                         n += hit.fields.len();
                     }
                 }

@@ -51,8 +51,9 @@ impl Compiled {
     }
 }
 
-/// The candidates of one list of services, per program.
-struct Plan {
+/// The candidates of one list of services (a device's), per program: get it once with
+/// [`Classifier::plan`] and classify many lines with it.
+pub struct Plan {
     by_program: HashMap<String, Vec<usize>>,
     any: Vec<usize>,
 }
@@ -100,9 +101,12 @@ impl Classifier {
                 messages.push(Compiled { def: m.clone(), service: si, regex, groups, exact, globs, literal });
             }
         }
+        // A full DFA: one table lookup per byte of the line (the default would pick an NFA for
+        // a large set, several times slower per byte).
         let automaton = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&literals)
             .map_err(|e| ServiceError { source: "library".into(), message: None, reason: e.to_string() })?;
         Ok(Classifier {
@@ -124,7 +128,9 @@ impl Classifier {
         self.messages.iter().map(|m| &m.def)
     }
 
-    fn plan(&self, services: &[String]) -> Arc<Plan> {
+    /// The plan for a list of services, tried in that order (names not in the library are
+    /// ignored). Plans are cached.
+    pub fn plan(&self, services: &[String]) -> Arc<Plan> {
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = plans.get(services) {
             return p.clone();
@@ -166,10 +172,26 @@ impl Classifier {
         m: &Syslog<'_>,
         device: &str,
     ) -> Option<Classified<'c>> {
-        let plan = self.plan(services);
-        let app = m.app_name.map(|a| a.to_ascii_lowercase());
+        self.classify_with(&self.plan(services), line, m, device)
+    }
+
+    /// [`Classifier::classify`] with a plan already made (a device's).
+    pub fn classify_with<'c>(
+        &'c self,
+        plan: &Plan,
+        line: &str,
+        m: &Syslog<'_>,
+        device: &str,
+    ) -> Option<Classified<'c>> {
+        let app: Option<std::borrow::Cow<'_, str>> = m.app_name.map(|a| {
+            if a.bytes().any(|c| c.is_ascii_uppercase()) {
+                a.to_ascii_lowercase().into()
+            } else {
+                a.into()
+            }
+        });
         let list = match &app {
-            Some(a) => plan.by_program.get(a).unwrap_or(&plan.any),
+            Some(a) => plan.by_program.get::<str>(a).unwrap_or(&plan.any),
             None => &plan.any,
         };
         if list.is_empty() {

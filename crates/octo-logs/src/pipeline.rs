@@ -99,6 +99,9 @@ pub enum PipelineError {
     /// The device registry.
     #[error(transparent)]
     Devices(#[from] DeviceError),
+    /// A service of the library.
+    #[error(transparent)]
+    Services(#[from] crate::services::ServiceError),
     /// The writer thread is gone (the process is stopping).
     #[error("the raw log store writer has stopped")]
     Stopped,
@@ -111,6 +114,7 @@ struct Job {
 
 /// The pipeline: store, devices, counters and the writer.
 pub struct Pipeline {
+    classifier: Arc<crate::classify::Classifier>,
     store: Arc<RawStore>,
     devices: Arc<DeviceRegistry>,
     stats: Arc<LogStats>,
@@ -127,8 +131,11 @@ pub struct Paused<'a>(#[allow(dead_code)] std::sync::MutexGuard<'a, ()>);
 const MAX_ROUND_LINES: usize = 64 << 10;
 
 impl Pipeline {
-    /// Opens the log data in `dir` (`devices.json`, `raw/`) and starts the writer thread.
+    /// Opens the log data in `dir` (`devices.json`, `raw/`, user services in `services/`) and
+    /// starts the writer thread.
     pub fn open(dir: &Path, config: LogsConfig) -> Result<Arc<Pipeline>, PipelineError> {
+        let library = crate::services::library(Some(&dir.join("services")))?;
+        let classifier = Arc::new(crate::classify::Classifier::new(&library)?);
         let store = Arc::new(RawStore::open(&dir.join("raw"), RawStoreOptions { zstd_level: config.zstd_level })?);
         let devices = Arc::new(DeviceRegistry::open(&dir.join("devices.json"), config.new_devices)?);
         let stats = Arc::new(LogStats::default());
@@ -139,7 +146,7 @@ impl Pipeline {
             .name("octograph-rawlog".into())
             .spawn(move || write_rounds(rx, &s, &st, &g))
             .map_err(|e| RawStoreError::Io { path: dir.to_owned(), source: e })?;
-        Ok(Arc::new(Pipeline { store, devices, stats, config, writer: tx, gate }))
+        Ok(Arc::new(Pipeline { classifier, store, devices, stats, config, writer: tx, gate }))
     }
 
     /// Holds every write to the raw store until the guard is dropped (to copy the store for a
@@ -147,6 +154,18 @@ impl Pipeline {
     /// writer's queue is full: TCP senders wait, UDP datagrams overflow the kernel's buffer.
     pub fn pause(&self) -> Paused<'_> {
         Paused(self.gate.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The compiled service library.
+    pub fn classifier(&self) -> &Arc<crate::classify::Classifier> {
+        &self.classifier
+    }
+
+    /// A stored line of a device as the API and `replay` show it: [`RawLine::to_json`] plus the
+    /// message it classifies as (with the device's services; a device naming none is tried
+    /// against the whole library), or `"message": null` when it is unknown.
+    pub fn describe(&self, device: &crate::device::Device, line: &RawLine) -> serde_json::Value {
+        describe(&self.classifier, device, self.config.timezone, line)
     }
 
     /// The raw store.
@@ -269,6 +288,38 @@ impl Pipeline {
         }
         Ok(out)
     }
+}
+
+/// [`Pipeline::describe`] for callers that have a classifier but no pipeline (`replay`).
+pub fn describe(
+    classifier: &crate::classify::Classifier,
+    device: &crate::device::Device,
+    default_zone: TimeZoneSpec,
+    line: &RawLine,
+) -> serde_json::Value {
+    let timezone = device.timezone.unwrap_or(default_zone);
+    let mut v = line.to_json(timezone);
+    let text = String::from_utf8_lossy(&line.bytes);
+    let m = parse(&text, &ParseContext { received: line.received, timezone });
+    let all;
+    let services = if device.services.is_empty() {
+        all = classifier.services().to_vec();
+        &all
+    } else {
+        &device.services
+    };
+    let message = classifier.classify(services, &text, &m, &device.name).map(|hit| {
+        let fields: serde_json::Map<String, serde_json::Value> =
+            hit.fields.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
+        serde_json::json!({
+            "id": hit.message.id, "service": hit.service, "level": hit.message.level,
+            "taxonomy": hit.message.taxonomy, "table": hit.message.table, "fields": fields,
+        })
+    });
+    if let Some(o) = v.as_object_mut() {
+        o.insert("message".into(), message.unwrap_or(serde_json::Value::Null));
+    }
+    v
 }
 
 /// The writer thread: takes what is queued, appends it in one group commit, answers everyone.

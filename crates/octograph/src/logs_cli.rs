@@ -130,8 +130,119 @@ pub fn devices(config: &Config, cmd: DevicesCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints a device's stored lines of `[from, to)` with their parsed headers, one JSON document
-/// per line (or the raw text), as the classification reads them.
+#[derive(Subcommand)]
+pub enum ServicesCommand {
+    /// Every service of the library (built-in and imported), one JSON document per line.
+    List,
+    /// A service in the native format (TOML).
+    Show { name: String },
+    /// Import Octopussy service files (XML) unchanged, or native TOML files; each is checked
+    /// (every pattern compiled) and saved in the data directory; the server loads it on start.
+    Import {
+        files: Vec<std::path::PathBuf>,
+        /// Replace an imported service of the same name.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Classify one line (as received, e.g. `<38>Dec 10 06:55:48 host sshd[1]: …`) and print
+    /// the message and fields it gives.
+    Test {
+        line: String,
+        /// Only these services, in this order (repeatable; default: the whole library).
+        #[arg(long = "service")]
+        services: Vec<String>,
+    },
+}
+
+fn services_dir(config: &Config) -> std::path::PathBuf {
+    config.logs_dir().join("services")
+}
+
+fn classifier(config: &Config) -> anyhow::Result<(Vec<octo_logs::services::Service>, octo_logs::Classifier)> {
+    let library = octo_logs::services::library(Some(&services_dir(config)))?;
+    let classifier = octo_logs::Classifier::new(&library)?;
+    Ok((library, classifier))
+}
+
+pub fn services(config: &Config, cmd: ServicesCommand) -> anyhow::Result<()> {
+    use octo_logs::services::{native, octopussy};
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        ServicesCommand::List => {
+            let builtin: Vec<String> = octo_logs::services::builtin().into_iter().map(|s| s.name).collect();
+            let (library, _) = classifier(config)?;
+            for s in library {
+                let origin = if services_dir(config).join(format!("{}.toml", s.name)).exists() {
+                    "imported"
+                } else if builtin.contains(&s.name) {
+                    "builtin"
+                } else {
+                    "imported"
+                };
+                let line = serde_json::json!({"name": s.name, "description": s.description, "messages": s.messages.len(), "origin": origin});
+                if writeln!(out, "{line}").is_err() {
+                    break;
+                }
+            }
+        }
+        ServicesCommand::Show { name } => {
+            let (library, _) = classifier(config)?;
+            let s = library.iter().find(|s| s.name == name).with_context(|| format!("no service '{name}'"))?;
+            let _ = write!(out, "{}", native::to_toml(s));
+        }
+        ServicesCommand::Import { files, replace } => {
+            if files.is_empty() {
+                bail!("name at least one service file");
+            }
+            let dir = services_dir(config);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            // Read and check every file before writing any.
+            let mut parsed = Vec::new();
+            for f in &files {
+                let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+                let source = f.display().to_string();
+                let s = if text.trim_start().starts_with('<') {
+                    octopussy::parse(&text, &source)?
+                } else {
+                    native::parse(&text, &source)?
+                };
+                octo_logs::Classifier::new(std::slice::from_ref(&s))?;
+                let target = dir.join(format!("{}.toml", s.name));
+                if target.exists() && !replace {
+                    bail!("service '{}' is already imported (--replace replaces it)", s.name);
+                }
+                parsed.push((s, target));
+            }
+            for (s, target) in parsed {
+                std::fs::write(&target, native::to_toml(&s))
+                    .with_context(|| format!("writing {}", target.display()))?;
+                eprintln!("service {} imported ({} messages)", s.name, s.messages.len());
+            }
+        }
+        ServicesCommand::Test { line, services } => {
+            let (library, classifier) = classifier(config)?;
+            for s in &services {
+                if !library.iter().any(|x| &x.name == s) {
+                    bail!("no service '{s}'");
+                }
+            }
+            let mut device = Device::named("test");
+            device.services = services;
+            let raw = octo_logs::RawLine {
+                received: LogTime::now(),
+                peer: None,
+                transport: octo_logs::Transport::Api,
+                bytes: line.into_bytes().into(),
+            };
+            let v = octo_logs::pipeline::describe(&classifier, &device, config.logs.timezone, &raw);
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v)?);
+        }
+    }
+    Ok(())
+}
+
+/// Prints a device's stored lines of `[from, to)` with their parsed headers and the message each
+/// classifies as, one JSON document per line (or the raw text): Octopussy's `octo_replay`.
 pub fn replay(
     config: &Config,
     device: &str,
@@ -145,17 +256,18 @@ pub fn replay(
         }
     }
     let store = RawStore::open_read_only(&config.logs_dir().join("raw"))?;
-    let timezone = registry(config)?.get(device).ok().and_then(|d| d.device.timezone).unwrap_or(config.logs.timezone);
     if !store.devices()?.iter().any(|d| d == device) {
         bail!("no stored lines of device '{device}'");
     }
+    let declared = registry(config)?.get(device).map(|d| d.device.clone()).unwrap_or_else(|_| Device::named(device));
+    let (_, classifier) = classifier(config)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for line in store.read(device, from, to)? {
         let line = line?;
         let written = if raw {
             out.write_all(&line.bytes).and_then(|_| out.write_all(b"\n"))
         } else {
-            writeln!(out, "{}", line.to_json(timezone))
+            writeln!(out, "{}", octo_logs::pipeline::describe(&classifier, &declared, config.logs.timezone, &line))
         };
         if written.is_err() {
             return Ok(()); // the reader went away

@@ -74,6 +74,10 @@ enum Command {
     /// Manage the devices that send logs (the server sees changes at once).
     #[command(subcommand)]
     Devices(logs_cli::DevicesCommand),
+    /// The service library that classifies log lines: list, show, import (Octopussy XML or
+    /// native TOML), test a line.
+    #[command(subcommand)]
+    Services(logs_cli::ServicesCommand),
     /// Print a device's stored lines received in a time range, with their parsed headers, one
     /// JSON document per line (Octopussy's octo_replay); works beside a running server.
     Replay {
@@ -452,6 +456,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Token(cmd) => return token(&config, &cli.org, &cmd),
         Command::Devices(cmd) => return logs_cli::devices(&config, cmd),
+        Command::Services(cmd) => return logs_cli::services(&config, cmd),
         Command::Replay { device, from, to, raw } => return logs_cli::replay(&config, &device, from, to, raw),
         Command::Serve { ref syslog_udp, ref syslog_tcp, ref syslog_relp, .. } => {
             config.logs.udp.extend(syslog_udp);
@@ -466,7 +471,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let key = |k: &str| -> anyhow::Result<Reference> { Ok(Reference::parse(k, &catalog)?.into_reference()) };
     match cli.command {
         Command::Serve { log_json, .. } => serve(&config, orgs, engine, log_json)?,
-        Command::Token(_) | Command::Devices(_) | Command::Replay { .. } => unreachable!("handled above"),
+        Command::Token(_) | Command::Devices(_) | Command::Services(_) | Command::Replay { .. } => {
+            unreachable!("handled above")
+        }
         Command::Types => {
             for t in catalog.types() {
                 let line = json!({

@@ -359,6 +359,9 @@ fn syslog_received_by_serve_is_kept_across_kill_9_and_replayed() {
     let lines = wait_for_lines(dir.path(), &host, 10);
     assert_eq!(lines.len(), 10, "{lines:?}");
     assert_eq!(lines[0]["parsed"]["app_name"], "sshd");
+    // Replayed through classification: the device names no services, so the whole library.
+    assert_eq!(lines[0]["message"]["id"], "Sshd:invalid_user");
+    assert_eq!(lines[0]["message"]["fields"]["src_ip"], "203.0.113.9");
     // Devices from the command line while the server runs.
     let list = ok(&octograph(dir.path(), &["devices", "list"]));
     let device: serde_json::Value = serde_json::from_str(list.lines().next().unwrap()).unwrap();
@@ -490,4 +493,39 @@ action(type="omrelp" target="127.0.0.1" port="{port}" action.resumeRetryCount="-
     let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
     let _ = server.wait();
     assert_eq!(seen.len(), n, "{before} stored before the kill; {} distinct messages after", seen.len());
+}
+
+#[test]
+fn services_list_test_and_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let list = ok(&octograph(d, &["services", "list"]));
+    assert!(list.lines().any(|l| l.contains("\"name\":\"Sshd\"") && l.contains("builtin")), "{list}");
+    let line = "<38>Dec 10 06:55:48 LabSZ sshd[24200]: Failed password for root from 173.234.31.186 port 38926 ssh2";
+    let hit: serde_json::Value = serde_json::from_str(&ok(&octograph(d, &["services", "test", line]))).unwrap();
+    assert_eq!(hit["message"]["id"], "Sshd:failed");
+    assert_eq!(hit["message"]["fields"]["user"], "root");
+    let unknown: serde_json::Value =
+        serde_json::from_str(&ok(&octograph(d, &["services", "test", "<13>nothing known"]))).unwrap();
+    assert!(unknown["message"].is_null());
+    // Octopussy's own file, unchanged.
+    let xml = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/octopussy/services/Postfix.xml");
+    let xml = xml.to_str().unwrap();
+    ok(&octograph(d, &["services", "import", xml]));
+    let list = ok(&octograph(d, &["services", "list"]));
+    assert!(list.lines().any(|l| l.contains("\"name\":\"Postfix\"") && l.contains("imported")), "{list}");
+    assert!(ok(&octograph(d, &["services", "show", "Postfix"])).contains("[[message]]"));
+    fails_with(&octograph(d, &["services", "import", xml]), "already imported");
+    ok(&octograph(d, &["services", "import", "--replace", xml]));
+    // Bad input: one line, nothing written.
+    std::fs::write(
+        d.join("bad.toml"),
+        "name = \"Bad\"\n[[message]]\nname = \"m\"\npattern = \"<@NOPE:x@>\"\nlevel = \"info\"\ntaxonomy = \"T\"\n",
+    )
+    .unwrap();
+    fails_with(&octograph(d, &["services", "import", d.join("bad.toml").to_str().unwrap()]), "Bad:m");
+    assert!(!ok(&octograph(d, &["services", "list"])).contains("\"Bad\""));
+    fails_with(&octograph(d, &["services", "show", "Nope"]), "Nope");
+    fails_with(&octograph(d, &["services", "test", "--service", "Nope", "x"]), "Nope");
+    fails_with(&octograph(d, &["services", "import", "/nonexistent.xml"]), "nonexistent");
 }

@@ -133,6 +133,35 @@ impl Service {
     }
 }
 
+/// The library a pipeline classifies with: the built-in services, then the user's `*.toml` in
+/// `dir` (one service per file; a user service replaces a built-in one of the same name).
+pub fn library(dir: Option<&std::path::Path>) -> Result<Vec<Service>, ServiceError> {
+    let mut services = builtin();
+    let Some(dir) = dir else { return Ok(services) };
+    let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "toml")).collect()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(ServiceError { source: dir.display().to_string(), message: None, reason: e.to_string() }),
+    };
+    files.sort();
+    for f in files {
+        let source = f.display().to_string();
+        let text = std::fs::read_to_string(&f).map_err(|e| ServiceError {
+            source: source.clone(),
+            message: None,
+            reason: e.to_string(),
+        })?;
+        let s = native::parse(&text, &source)?;
+        match services.iter_mut().find(|x| x.name == s.name) {
+            Some(existing) => *existing = s,
+            None => services.push(s),
+        }
+    }
+    Ok(services)
+}
+
 /// The services shipped with Octograph, written for this project.
 pub fn builtin() -> Vec<Service> {
     BUILTIN

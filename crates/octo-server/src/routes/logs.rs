@@ -130,10 +130,10 @@ fn time_param(p: &Params, name: &str) -> ApiResult<Option<LogTime>> {
 }
 
 /// A device's stored lines received in `[from, to)`, oldest first, each with its parsed header
-/// (`limit` lines, 100 unless given, at most 10,000).
+/// and the message it classifies as (`limit` lines, 100 unless given, at most 10,000).
 #[utoipa::path(get, path = "/logs/devices/{name}/lines", tag = "Logs",
     params(("name" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("limit" = Option<usize>, Query)),
-    responses((status = 200, description = "{device, lines: [{received, peer, transport, raw, parsed}], more}", body = serde_json::Value),
+    responses((status = 200, description = "{device, lines: [{received, peer, transport, raw, parsed, message}], more}", body = serde_json::Value),
         (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
 pub(crate) async fn device_lines(
     State(s): State<AppState>,
@@ -148,7 +148,6 @@ pub(crate) async fn device_lines(
     }
     blocking(move || {
         let device = logs.devices().get(&name)?;
-        let timezone = device.device.timezone.unwrap_or(logs.config().timezone);
         let mut lines = Vec::new();
         let mut more = false;
         for l in logs.store().read(&name, from, to)? {
@@ -157,7 +156,7 @@ pub(crate) async fn device_lines(
                 more = true;
                 break;
             }
-            lines.push(l.to_json(timezone));
+            lines.push(logs.describe(&device.device, &l));
         }
         Ok(Json(json!({"device": name, "lines": lines, "more": more})))
     })
