@@ -21,6 +21,7 @@ pub mod services;
 pub mod source;
 pub mod stats;
 pub mod time;
+pub mod unknown;
 
 pub use classify::{Classified, Classifier};
 pub use device::{Device, DeviceRegistry, DeviceStatus};

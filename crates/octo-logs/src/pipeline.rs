@@ -168,6 +168,17 @@ impl Pipeline {
         describe(&self.classifier, device, self.config.timezone, line)
     }
 
+    /// The unknown lines of a device received in `[from, to)`, grouped by shape with a pattern
+    /// proposed per group, classified with the device's services as they are now.
+    pub fn unknown(
+        &self,
+        device: &crate::device::Device,
+        from: Option<crate::time::LogTime>,
+        to: Option<crate::time::LogTime>,
+    ) -> Result<Vec<crate::unknown::UnknownGroup>, PipelineError> {
+        unknown(&self.classifier, &self.store, device, self.config.timezone, from, to)
+    }
+
     /// The raw store.
     pub fn store(&self) -> &Arc<RawStore> {
         &self.store
@@ -320,6 +331,28 @@ pub fn describe(
         o.insert("message".into(), message.unwrap_or(serde_json::Value::Null));
     }
     v
+}
+
+/// [`Pipeline::unknown`] for callers with a classifier and a store but no pipeline.
+pub fn unknown(
+    classifier: &crate::classify::Classifier,
+    store: &RawStore,
+    device: &crate::device::Device,
+    default_zone: TimeZoneSpec,
+    from: Option<crate::time::LogTime>,
+    to: Option<crate::time::LogTime>,
+) -> Result<Vec<crate::unknown::UnknownGroup>, PipelineError> {
+    let services = if device.services.is_empty() { classifier.services().to_vec() } else { device.services.clone() };
+    let plan = classifier.plan(&services);
+    let timezone = device.timezone.unwrap_or(default_zone);
+    let mut groups = crate::unknown::UnknownGroups::default();
+    for line in store.read(&device.name, from, to)? {
+        let line = line?;
+        let text = String::from_utf8_lossy(&line.bytes);
+        let m = parse(&text, &ParseContext { received: line.received, timezone });
+        groups.offer(classifier, &plan, &text, &m, &device.name, line.received);
+    }
+    Ok(groups.finish())
 }
 
 /// The writer thread: takes what is queued, appends it in one group commit, answers everyone.

@@ -126,6 +126,17 @@ async fn stored_lines_by_time_range_with_parsed_headers() {
     assert_eq!(got[0]["parsed"]["app_name"], "sshd");
     assert_eq!(got[0]["parsed"]["facility"], "auth");
     assert_eq!(got[0]["peer"], "192.0.2.7:40000");
+    assert_eq!(got[0]["message"]["id"], "Sshd:failed");
+    // A device whose services do not know these lines: they are unknown, in one group.
+    s.send(Method::PATCH, "/logs/devices/web1", Some(json!({"services": ["Pam"]})), None).await;
+    let (status, groups) = s.send(Method::GET, "/logs/devices/web1/unknown", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{groups}");
+    assert_eq!(groups.as_array().unwrap().len(), 1, "{groups}");
+    assert_eq!(groups[0]["count"], 30);
+    assert_eq!(groups[0]["verified"], true);
+    assert_eq!(groups[0]["shape"], "Failed password for root from <IP_ADDR> port <NUMBER> <WORD>");
+    let (status, _) = s.send(Method::GET, "/logs/devices/nobody/unknown", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, body) = s.send(Method::GET, "/logs/devices/web1", None, None).await;
     assert_eq!(body["lines_received"], 30);
     let (_, stats) = s.send(Method::GET, "/logs/stats", None, None).await;

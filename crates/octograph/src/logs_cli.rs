@@ -144,6 +144,19 @@ pub enum ServicesCommand {
         #[arg(long)]
         replace: bool,
     },
+    /// Group a device's unknown lines (no service of the device matches them) by shape and
+    /// propose a pattern per group, largest first (Octopussy's wizard, done automatically).
+    Suggest {
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        from: Option<LogTime>,
+        #[arg(long)]
+        to: Option<LogTime>,
+        /// Print a service (native TOML) of the suggestions, named so, instead of the groups.
+        #[arg(long)]
+        toml: Option<String>,
+    },
     /// Classify one line (as received, e.g. `<38>Dec 10 06:55:48 host sshd[1]: …`) and print
     /// the message and fields it gives.
     Test {
@@ -217,6 +230,30 @@ pub fn services(config: &Config, cmd: ServicesCommand) -> anyhow::Result<()> {
                 std::fs::write(&target, native::to_toml(&s))
                     .with_context(|| format!("writing {}", target.display()))?;
                 eprintln!("service {} imported ({} messages)", s.name, s.messages.len());
+            }
+        }
+        ServicesCommand::Suggest { device, from, to, toml } => {
+            let store = RawStore::open_read_only(&config.logs_dir().join("raw"))?;
+            if !store.devices()?.iter().any(|d| d == &device) {
+                bail!("no stored lines of device '{device}'");
+            }
+            let declared =
+                registry(config)?.get(&device).map(|d| d.device.clone()).unwrap_or_else(|_| Device::named(&device));
+            let (_, classifier) = classifier(config)?;
+            let groups = octo_logs::pipeline::unknown(&classifier, &store, &declared, config.logs.timezone, from, to)?;
+            match toml {
+                Some(name) => {
+                    let s = octo_logs::unknown::suggested_service(&name, &groups);
+                    octo_logs::Classifier::new(std::slice::from_ref(&s))?;
+                    let _ = write!(out, "{}", native::to_toml(&s));
+                }
+                None => {
+                    for g in groups {
+                        if writeln!(out, "{}", serde_json::to_string(&g)?).is_err() {
+                            break;
+                        }
+                    }
+                }
             }
         }
         ServicesCommand::Test { line, services } => {

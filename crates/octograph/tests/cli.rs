@@ -368,6 +368,17 @@ fn syslog_received_by_serve_is_kept_across_kill_9_and_replayed() {
     assert_eq!((device["name"].as_str(), device["status"].as_str()), (Some(host.as_str()), Some("pending")));
     ok(&octograph(dir.path(), &["devices", "set", &host, "--status", "active", "--type", "Linux System"]));
     ok(&octograph(dir.path(), &["devices", "add", "fw1", "--address", "192.0.2.1", "--service", "Cisco_ASA"]));
+    // Unknown lines of a device whose services do not know them, and a service suggested for them.
+    ok(&octograph(dir.path(), &["devices", "set", &host, "--service", "Pam"]));
+    let groups = ok(&octograph(dir.path(), &["services", "suggest", "--device", &host]));
+    let first: serde_json::Value = serde_json::from_str(groups.lines().next().unwrap()).unwrap();
+    assert_eq!((first["count"].as_u64(), first["verified"].as_bool()), (Some(5), Some(true)), "{groups}");
+    let toml = ok(&octograph(dir.path(), &["services", "suggest", "--device", &host, "--toml", "Mine"]));
+    std::fs::write(dir.path().join("mine.toml"), &toml).unwrap();
+    ok(&octograph(dir.path(), &["services", "import", dir.path().join("mine.toml").to_str().unwrap()]));
+    ok(&octograph(dir.path(), &["devices", "set", &host, "--service", "Mine"]));
+    assert_eq!(ok(&octograph(dir.path(), &["services", "suggest", "--device", &host])), "", "nothing unknown any more");
+    fails_with(&octograph(dir.path(), &["services", "suggest", "--device", "nobody"]), "nobody");
     // Killed without warning: what was stored stays.
     server.child.kill().unwrap();
     server.child.wait().unwrap();

@@ -181,4 +181,6 @@ const BUILTIN: &[(&str, &str)] = &[
     ("linux_kernel.toml", include_str!("../../services/linux_kernel.toml")),
     ("ftpd.toml", include_str!("../../services/ftpd.toml")),
     ("kerberos.toml", include_str!("../../services/kerberos.toml")),
+    ("apache_error.toml", include_str!("../../services/apache_error.toml")),
+    ("http_access.toml", include_str!("../../services/http_access.toml")),
 ];

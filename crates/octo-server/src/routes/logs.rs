@@ -163,6 +163,30 @@ pub(crate) async fn device_lines(
     .await
 }
 
+/// A device's unknown lines received in `[from, to)` (no service of the device matches them),
+/// grouped by shape with a proposed pattern per group, largest first.
+#[utoipa::path(get, path = "/logs/devices/{name}/unknown", tag = "Logs",
+    params(("name" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query)),
+    responses((status = 200, description = "[{program, shape, count, first, last, examples, pattern, verified}]", body = serde_json::Value),
+        (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+pub(crate) async fn device_unknown(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> ApiResult<Json<Value>> {
+    let logs = s.logs()?;
+    let (from, to) = (time_param(&p, "from")?, time_param(&p, "to")?);
+    blocking(move || {
+        let device = logs.devices().get(&name)?;
+        let groups = logs.unknown(&device.device, from, to).map_err(|e| match e {
+            octo_logs::pipeline::PipelineError::Store(e) => ApiError::from(e),
+            other => ApiError::internal(other.to_string()),
+        })?;
+        Ok(Json(serde_json::to_value(groups).unwrap_or_default()))
+    })
+    .await
+}
+
 /// The pipeline's counters since start, and the raw store's size.
 #[utoipa::path(get, path = "/logs/stats", tag = "Logs",
     responses((status = 200, description = "Counters", body = serde_json::Value), (status = 404, body = super::ErrorBody)))]

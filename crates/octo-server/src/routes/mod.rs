@@ -94,5 +94,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logs::list_devices, logs::add_device))
         .routes(routes!(logs::get_device, logs::update_device, logs::delete_device))
         .routes(routes!(logs::device_lines))
+        .routes(routes!(logs::device_unknown))
         .routes(routes!(logs::stats))
 }
