@@ -40,6 +40,45 @@ struct Compiled {
     literal: Option<usize>,
 }
 
+impl Classified<'_> {
+    /// The objects the line is evidence of: the message's `observe` templates with the
+    /// line's fields filled in (Octopoes' JSON shape).
+    pub fn observations(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        self.message
+            .observe
+            .iter()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| {
+                        let mut out = v.clone();
+                        for name in placeholders(v) {
+                            let value = self.fields.iter().find(|(f, _)| *f == name).map_or("", |(_, v)| v.as_str());
+                            out = out.replace(&format!("{{{name}}}"), value);
+                        }
+                        (k.clone(), serde_json::Value::String(out))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// The `{name}` placeholders of a template.
+fn placeholders(template: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        match rest[open..].find('}') {
+            Some(close) => {
+                out.push(&rest[open + 1..open + close]);
+                rest = &rest[open + close + 1..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
 impl Compiled {
     /// Whether a line of this program may be this message.
     fn takes(&self, app: Option<&str>) -> bool {
@@ -89,6 +128,15 @@ impl Classifier {
             for m in &s.messages {
                 let bad = |reason: String| ServiceError { source: s.name.clone(), message: Some(m.id.clone()), reason };
                 let (regex, groups, literal) = compile(&m.pattern).map_err(bad)?;
+                for object in &m.observe {
+                    for value in object.values() {
+                        for name in placeholders(value) {
+                            if !groups.iter().any(|g| g.as_deref() == Some(name)) {
+                                return Err(bad(format!("observe: '{{{name}}}' is not a field of the pattern")));
+                            }
+                        }
+                    }
+                }
                 let literal = literal.filter(|_| m.subject != Subject::Canonical).map(|l| {
                     literals.push(l);
                     literals.len() - 1

@@ -62,6 +62,12 @@ pub struct LogsConfig {
     pub max_connections: usize,
     /// zstd level of the raw store.
     pub zstd_level: i32,
+    /// The organisation whose graph receives the evidence of classified lines.
+    pub organisation: String,
+    /// Evidence is written to the graph this often, as one observation per device and service.
+    pub evidence_seconds: u64,
+    /// An object stays in a device's observation this long after the last line that showed it.
+    pub evidence_window_hours: u64,
 }
 
 impl Default for LogsConfig {
@@ -79,6 +85,9 @@ impl Default for LogsConfig {
             udp_receive_buffer_kb: 4096,
             max_connections: 4096,
             zstd_level: 1,
+            organisation: "default".into(),
+            evidence_seconds: 10,
+            evidence_window_hours: 24,
         }
     }
 }
@@ -122,6 +131,23 @@ pub struct Pipeline {
     writer: mpsc::Sender<Job>,
     /// Held by the writer around each round; [`Pipeline::pause`] takes it to hold writes.
     gate: Arc<std::sync::Mutex<()>>,
+    /// Where evidence goes, until [`Pipeline::evidence`] takes it.
+    evidence: std::sync::Mutex<Option<mpsc::Receiver<Evidence>>>,
+}
+
+/// What one classified line is evidence of, for the knowledge graph.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    /// The device that sent it.
+    pub device: Arc<str>,
+    /// Its service.
+    pub service: String,
+    /// Its message id.
+    pub message: String,
+    /// When it was received.
+    pub received: crate::time::LogTime,
+    /// The objects (Octopoes' JSON shape), from the message's `observe`.
+    pub objects: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Writes to the raw store wait while this lives (see [`Pipeline::pause`]).
@@ -141,12 +167,30 @@ impl Pipeline {
         let stats = Arc::new(LogStats::default());
         let (tx, rx) = mpsc::channel::<Job>(256);
         let gate = Arc::new(std::sync::Mutex::new(()));
+        // Stored batches go on to classification in a thread of its own, so that classifying
+        // never delays the acknowledgement of durable lines.
+        let (stored_tx, stored_rx) = std::sync::mpsc::sync_channel::<Vec<(Arc<str>, RawLine)>>(64);
+        let (evidence_tx, evidence_rx) = mpsc::channel::<Evidence>(4096);
         let (s, st, g) = (store.clone(), stats.clone(), gate.clone());
         std::thread::Builder::new()
             .name("octograph-rawlog".into())
-            .spawn(move || write_rounds(rx, &s, &st, &g))
+            .spawn(move || write_rounds(rx, &s, &st, &g, &stored_tx))
             .map_err(|e| RawStoreError::Io { path: dir.to_owned(), source: e })?;
-        Ok(Arc::new(Pipeline { classifier, store, devices, stats, config, writer: tx, gate }))
+        let (c, d, st, tz) = (classifier.clone(), devices.clone(), stats.clone(), config.timezone);
+        std::thread::Builder::new()
+            .name("octograph-classify".into())
+            .spawn(move || classify_stored(stored_rx, &c, &d, &st, tz, &evidence_tx))
+            .map_err(|e| RawStoreError::Io { path: dir.to_owned(), source: e })?;
+        Ok(Arc::new(Pipeline {
+            classifier,
+            store,
+            devices,
+            stats,
+            config,
+            writer: tx,
+            gate,
+            evidence: std::sync::Mutex::new(Some(evidence_rx)),
+        }))
     }
 
     /// Holds every write to the raw store until the guard is dropped (to copy the store for a
@@ -154,6 +198,12 @@ impl Pipeline {
     /// writer's queue is full: TCP senders wait, UDP datagrams overflow the kernel's buffer.
     pub fn pause(&self) -> Paused<'_> {
         Paused(self.gate.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The evidence of classified lines of active devices, for the knowledge graph (taken
+    /// once; evidence is dropped, and counted, while nobody has taken it or keeps up).
+    pub fn evidence(&self) -> Option<mpsc::Receiver<Evidence>> {
+        self.evidence.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// The compiled service library.
@@ -356,7 +406,13 @@ pub fn unknown(
 }
 
 /// The writer thread: takes what is queued, appends it in one group commit, answers everyone.
-fn write_rounds(mut rx: mpsc::Receiver<Job>, store: &RawStore, stats: &LogStats, gate: &std::sync::Mutex<()>) {
+fn write_rounds(
+    mut rx: mpsc::Receiver<Job>,
+    store: &RawStore,
+    stats: &LogStats,
+    gate: &std::sync::Mutex<()>,
+    stored: &std::sync::mpsc::SyncSender<Vec<(Arc<str>, RawLine)>>,
+) {
     while let Some(first) = rx.blocking_recv() {
         let _open = gate.lock().unwrap_or_else(|p| p.into_inner());
         let mut jobs = vec![first];
@@ -383,9 +439,69 @@ fn write_rounds(mut rx: mpsc::Receiver<Job>, store: &RawStore, stats: &LogStats,
                 tracing::error!(error = %e, lines = n, "the raw log store could not write a batch");
             }
         }
+        let ok = result.is_ok();
+        let mut batch = Vec::with_capacity(n);
         for j in jobs {
             if let Some(done) = j.done {
                 let _ = done.send(result.clone());
+            }
+            if ok {
+                batch.extend(j.lines);
+            }
+        }
+        if ok {
+            // Classification must not hold back the store: when it lags, the batch is left to
+            // `replay` and counted.
+            if let Err(std::sync::mpsc::TrySendError::Full(b)) = stored.try_send(batch) {
+                stats.unclassified.fetch_add(b.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The classification thread: lines of active devices are classified with their device's
+/// services; those whose message observes something become evidence.
+fn classify_stored(
+    rx: std::sync::mpsc::Receiver<Vec<(Arc<str>, RawLine)>>,
+    classifier: &crate::classify::Classifier,
+    devices: &DeviceRegistry,
+    stats: &LogStats,
+    default_zone: TimeZoneSpec,
+    evidence: &mpsc::Sender<Evidence>,
+) {
+    use crate::device::DeviceStatus;
+    let all = classifier.services().to_vec();
+    while let Ok(batch) = rx.recv() {
+        for (device, line) in batch {
+            let Ok(entry) = devices.get(&device) else { continue };
+            if entry.device.status != DeviceStatus::Active {
+                continue;
+            }
+            let services = if entry.device.services.is_empty() { &all } else { &entry.device.services };
+            let plan = classifier.plan(services);
+            let timezone = entry.device.timezone.unwrap_or(default_zone);
+            let text = String::from_utf8_lossy(&line.bytes);
+            let m = parse(&text, &ParseContext { received: line.received, timezone });
+            match classifier.classify_with(&plan, &text, &m, &device) {
+                None => {
+                    stats.unknown.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(hit) => {
+                    stats.classified.fetch_add(1, Ordering::Relaxed);
+                    if hit.message.observe.is_empty() {
+                        continue;
+                    }
+                    let e = Evidence {
+                        device: device.clone(),
+                        service: hit.service.to_owned(),
+                        message: hit.message.id.clone(),
+                        received: line.received,
+                        objects: hit.observations(),
+                    };
+                    if evidence.try_send(e).is_err() {
+                        stats.evidence_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         }
     }

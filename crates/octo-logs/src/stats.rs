@@ -28,6 +28,14 @@ pub struct LogStats {
     pub udp_kernel_drops: AtomicU64,
     /// Open TCP, TLS and RELP connections.
     pub connections: AtomicI64,
+    /// Lines of active devices classified into a message.
+    pub classified: AtomicU64,
+    /// Lines of active devices no service of theirs matched.
+    pub unknown: AtomicU64,
+    /// Stored lines not classified because classification lagged (replay classifies them).
+    pub unclassified: AtomicU64,
+    /// Evidence for the graph dropped because its consumer lagged or was absent.
+    pub evidence_dropped: AtomicU64,
 }
 
 impl LogStats {

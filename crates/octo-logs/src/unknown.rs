@@ -198,6 +198,7 @@ pub fn suggested_service(name: &str, groups: &[UnknownGroup]) -> Service {
             taxonomy: "Unknown".into(),
             table: "Message".into(),
             rank: i as u32 + 1,
+            observe: Vec::new(),
         })
         .collect();
     Service { name: name.into(), description: "suggested from unknown messages".into(), messages }

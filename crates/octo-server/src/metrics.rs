@@ -185,6 +185,10 @@ impl Metrics {
             ("refused_lines", int(stats.refused.load(Relaxed))),
             ("udp_kernel_drops", int(stats.udp_kernel_drops.load(Relaxed))),
             ("connections", stats.connections.load(Relaxed)),
+            ("classified_lines", int(stats.classified.load(Relaxed))),
+            ("unknown_lines", int(stats.unknown.load(Relaxed))),
+            ("unclassified_lines", int(stats.unclassified.load(Relaxed))),
+            ("evidence_dropped", int(stats.evidence_dropped.load(Relaxed))),
             ("devices", int(devices as u64)),
             ("raw_store_bytes", int(store_bytes)),
         ] {

@@ -12,6 +12,7 @@ mod bench_server;
 mod bench_stream;
 mod bench_syslog;
 mod config;
+mod evidence;
 mod logs_cli;
 
 use std::io::Read;
@@ -335,7 +336,11 @@ fn serve(
     };
     // The default organisation exists from the first start, so a new user has somewhere to write.
     orgs.get_or_create("default")?;
-    let state = octo_server::AppState::new(Arc::new(orgs), Some(engine), tokens);
+    let orgs = Arc::new(orgs);
+    let state = octo_server::AppState::new(orgs.clone(), Some(engine), tokens);
+    if !orgs.exists(&config.logs.organisation) {
+        anyhow::bail!("[logs] organisation '{}' does not exist (org create it first)", config.logs.organisation);
+    }
     let logs = octo_logs::Pipeline::open(&config.logs_dir(), config.logs.clone())?;
     state.set_logs(logs.clone());
     let app = octo_server::app(state.clone(), &config.server);
@@ -343,6 +348,15 @@ fn serve(
     runtime.block_on(async {
         let receivers = octo_logs::source::start(logs.clone()).await?;
         let housekeeping = tokio::spawn(logs_housekeeping(logs.clone()));
+        let evidence = logs.evidence().map(|rx| {
+            tokio::spawn(evidence::into_graph(
+                rx,
+                orgs.clone(),
+                config.logs.organisation.clone(),
+                std::time::Duration::from_secs(config.logs.evidence_seconds),
+                std::time::Duration::from_secs(config.logs.evidence_window_hours * 3600),
+            ))
+        });
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("listening on {}", config.server.listen))?;
@@ -359,6 +373,9 @@ fn serve(
         octo_server::serve(listener, app, octo_server::shutdown_signal_for(state)).await?;
         trimming.abort();
         housekeeping.abort();
+        if let Some(e) = evidence {
+            e.abort();
+        }
         receivers.shutdown().await;
         tracing::info!("stopped");
         anyhow::Ok(())

@@ -286,6 +286,7 @@ struct Syslogd {
     child: std::process::Child,
     tcp: String,
     udp: String,
+    api: String,
 }
 
 fn serve_syslog(data: &Path) -> Syslogd {
@@ -300,7 +301,7 @@ fn serve_syslog(data: &Path) -> Syslogd {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut tcp, mut udp) = (String::new(), String::new());
+    let (mut tcp, mut udp, mut api) = (String::new(), String::new(), String::new());
     for l in lines.by_ref().map_while(Result::ok) {
         if l.contains("syslog receiver ready") {
             let addr = l.split("listen=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
@@ -311,13 +312,14 @@ fn serve_syslog(data: &Path) -> Syslogd {
             }
         }
         if l.contains("API ready") {
+            api = l.split("listen=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
             break;
         }
     }
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
     assert!(!tcp.is_empty() && !udp.is_empty(), "both receivers started");
-    Syslogd { child, tcp, udp }
+    Syslogd { child, tcp, udp, api }
 }
 
 fn port(addr: &str) -> &str {
@@ -539,4 +541,67 @@ fn services_list_test_and_import() {
     fails_with(&octograph(d, &["services", "show", "Nope"]), "Nope");
     fails_with(&octograph(d, &["services", "test", "--service", "Nope", "x"]), "Nope");
     fails_with(&octograph(d, &["services", "import", "/nonexistent.xml"]), "nonexistent");
+}
+
+fn http_get(addr: &str, path: &str, token: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, answer)
+}
+
+/// A failed login from an address, sent by syslog, becomes an observation of that address in
+/// the graph (method `syslog/sshd`, sourced on the device's Hostname), within the interval.
+#[test]
+fn failed_logins_become_observations_in_the_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("octograph.toml"), "[logs]\nevidence_seconds = 1\n").unwrap();
+    let host = String::from_utf8(Command::new("hostname").output().unwrap().stdout).unwrap().trim().to_lowercase();
+    ok(&octograph(d, &["devices", "add", &host, "--status", "active"]));
+    let token = ok(&octograph(d, &["token", "create", "--org", "default", "--role", "read"])).trim().to_owned();
+    let mut server = serve_syslog(d);
+    for port in [4711, 4712, 4713] {
+        let status = Command::new("logger")
+            .args([
+                "-n",
+                "127.0.0.1",
+                "-P",
+                port_of(&server.tcp),
+                "--tcp",
+                "--rfc5424",
+                "-t",
+                "sshd",
+                "-p",
+                "auth.warning",
+            ])
+            .args(["--", &format!("Failed password for root from 203.0.113.9 port {port} ssh2")])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let reference = "IPAddressV4%7Cinternet%7C203.0.113.9";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut found = (0, String::new());
+    while std::time::Instant::now() < deadline {
+        found = http_get(&server.api, &format!("/default/object?reference={reference}"), &token);
+        if found.0 == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(found.0, 200, "{}", found.1);
+    let (status, origins) = http_get(&server.api, &format!("/default/origins?result={reference}"), &token);
+    assert_eq!(status, 200);
+    assert!(origins.contains("syslog/sshd"), "{origins}");
+    assert!(origins.contains(&format!("Hostname|internet|{host}")), "{origins}");
+    let _ = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
+    assert!(server.child.wait().unwrap().success());
+}
+
+fn port_of(addr: &str) -> &str {
+    addr.rsplit(':').next().unwrap()
 }

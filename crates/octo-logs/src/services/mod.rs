@@ -91,6 +91,11 @@ pub struct MessageDef {
     pub table: String,
     /// Order inside the service: lower is tried first.
     pub rank: u32,
+    /// What a line of this message is evidence of, for the knowledge graph: objects as
+    /// Octopoes' JSON with `{field}` placeholders (`{object_type = "IPAddress", network =
+    /// "Network|internet", address = "{src_ip}"}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observe: Vec<std::collections::BTreeMap<String, String>>,
 }
 
 /// A service.

@@ -16,6 +16,8 @@
 //!
 //! Messages are ranked in file order unless they give `rank`; one may name its own `programs`
 //! or `table`, and `subject = "rest"` matches from the tag on, as Octopussy patterns do.
+//! `observe` lists the objects a line is evidence of, for the knowledge graph:
+//! `observe = [{ object_type = "IPAddress", network = "Network|internet", address = "{src_ip}" }]`.
 
 use serde::Deserialize;
 
@@ -51,6 +53,8 @@ struct Message {
     rank: Option<u32>,
     #[serde(default = "default_subject")]
     subject: Subject,
+    #[serde(default)]
+    observe: Vec<std::collections::BTreeMap<String, String>>,
 }
 
 fn default_subject() -> Subject {
@@ -83,6 +87,7 @@ pub fn parse(text: &str, source: &str) -> Result<Service, ServiceError> {
             taxonomy: m.taxonomy,
             table: m.table.unwrap_or_else(|| f.table.clone()),
             rank: m.rank.unwrap_or(i as u32 + 1),
+            observe: m.observe,
         });
     }
     let mut s = Service { name: f.name, description: f.description, messages };
@@ -122,6 +127,17 @@ pub fn to_toml(s: &Service) -> String {
         if !m.programs.is_empty() {
             let p: Vec<String> = m.programs.iter().map(|p| quote(p)).collect();
             out.push_str(&format!("programs = [{}]\n", p.join(", ")));
+        }
+        if !m.observe.is_empty() {
+            let objects: Vec<String> = m
+                .observe
+                .iter()
+                .map(|o| {
+                    let kv: Vec<String> = o.iter().map(|(k, v)| format!("{} = {}", quote(k), quote(v))).collect();
+                    format!("{{ {} }}", kv.join(", "))
+                })
+                .collect();
+            out.push_str(&format!("observe = [{}]\n", objects.join(", ")));
         }
     }
     out

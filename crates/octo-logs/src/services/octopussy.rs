@@ -93,6 +93,7 @@ fn message(id: &str, get: &dyn Fn(&str) -> Option<String>, service: &str) -> Res
         taxonomy: get("taxonomy").unwrap_or_default(),
         table: get("table").unwrap_or_else(|| "Message".into()),
         rank,
+        observe: Vec::new(),
     })
 }
 

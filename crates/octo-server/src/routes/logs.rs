@@ -210,6 +210,10 @@ pub(crate) async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
             "refused_lines": st.refused.load(Relaxed),
             "udp_kernel_drops": st.udp_kernel_drops.load(Relaxed),
             "connections": st.connections.load(Relaxed),
+            "classified_lines": st.classified.load(Relaxed),
+            "unknown_lines": st.unknown.load(Relaxed),
+            "unclassified_lines": st.unclassified.load(Relaxed),
+            "evidence_dropped": st.evidence_dropped.load(Relaxed),
             "devices": logs.devices().list().len(),
             "raw_store_bytes": logs.store().size()?,
         })))
