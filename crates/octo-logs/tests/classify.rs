@@ -264,3 +264,55 @@ fn unknown_lines_are_grouped_and_get_patterns_that_match_them() {
         unknown.iter().filter(|l| c.classify_with(&plan, l, &parse(l, &ctx()), "LabSZ").is_none()).collect();
     assert!(missed.is_empty(), "{} not matched, e.g. {:?}", missed.len(), &missed[..missed.len().min(3)]);
 }
+
+/// One line as each kind of device writes it, and the message and a field it must give.
+#[test]
+fn builtin_services_classify_device_lines() {
+    let library = builtin();
+    let names: Vec<String> = library.iter().map(|s| s.name.clone()).collect();
+    let classifier = Classifier::new(&library).unwrap();
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("<22>Mar  1 10:00:00 mx1 postfix/smtpd[4242]: connect from unknown[203.0.113.9]", "Postfix:connect", "client_ip", "203.0.113.9"),
+        ("<22>Mar  1 10:00:00 mx1 postfix/smtpd[4242]: NOQUEUE: reject: RCPT from unknown[203.0.113.9]: 554 5.7.1 <x@example.org>: Relay access denied; from=<a@b.c> to=<x@example.org> proto=ESMTP helo=<h>", "Postfix:reject", "code", "554"),
+        ("<22>Mar  1 10:00:00 mx1 postfix/smtpd[4242]: warning: unknown[203.0.113.9]: SASL LOGIN authentication failed: UGFzc3dvcmQ6", "Postfix:sasl_authentication_failed", "mechanism", "LOGIN"),
+        ("<22>Mar  1 10:00:00 mx1 postfix/smtp[4243]: 4F2A31C0D2: to=<bob@example.net>, relay=mx.example.net[198.51.100.25]:25, delay=0.52, delays=0.01/0/0.2/0.31, dsn=2.0.0, status=sent (250 2.0.0 OK)", "Postfix:delivery", "status", "sent"),
+        ("<22>Mar  1 10:00:00 mx1 postfix/qmgr[900]: 4F2A31C0D2: from=<alice@example.org>, size=1234, nrcpt=1 (queue active)", "Postfix:queued", "from", "alice@example.org"),
+        ("<22>Mar  1 10:00:00 mx1 dovecot: imap-login: Login: user=<alice>, method=PLAIN, rip=198.51.100.4, lip=192.0.2.10, mpid=123, TLS, session=<abc>", "Dovecot:login", "user", "alice"),
+        ("<22>Mar  1 10:00:00 mx1 dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<bob>, method=PLAIN, rip=203.0.113.9, lip=192.0.2.10, TLS", "Dovecot:auth_failed", "src_ip", "203.0.113.9"),
+        ("<30>Mar  1 10:00:00 ns1 named[77]: client @0x7f3a2c001a30 198.51.100.7#53211 (example.com): query: example.com IN A +E(0) (192.0.2.53)", "Bind:query", "type", "A"),
+        ("<30>Mar  1 10:00:00 ns1 named[77]: client @0x7f3a2c001a30 203.0.113.9#4444 (example.com): query (cache) 'example.com/ANY/IN' denied", "Bind:query_denied", "query", "example.com/ANY/IN"),
+        ("<30>Mar  1 10:00:00 ns1 named[77]: zone example.com/IN: loaded serial 2026030101", "Bind:zone_loaded", "serial", "2026030101"),
+        ("1764000000.123    250 192.0.2.7 TCP_MISS/200 1234 GET http://example.com/ - HIER_DIRECT/93.184.216.34 text/html", "Squid:access", "result", "TCP_MISS"),
+        ("<189>123: *Mar  1 00:01:02.345 UTC: %SEC_LOGIN-4-LOGIN_FAILED: Login failed [user: admin] [Source: 203.0.113.9] [localport: 22] [Reason: Login Authentication Failed] at 00:01:02 UTC Mon Mar 1 2026", "Cisco:ios_login_failed", "user", "admin"),
+        ("<189>45: router1: Mar  1 00:01:02 UTC: %LINK-3-UPDOWN: Interface GigabitEthernet0/1, changed state to up", "Cisco:ios_link_updown", "interface", "GigabitEthernet0/1"),
+        ("<189>46: Mar  1 00:01:02 UTC: %OSPF-5-ADJCHG: Process 1, Nbr 10.0.0.2 on Gi0/1 from LOADING to FULL", "Cisco:ios_message", "mnemonic", "ADJCHG"),
+        ("<166>Mar 01 2026 10:00:00: %ASA-6-302013: Built outbound TCP connection 123 for outside:198.51.100.7/443 (198.51.100.7/443) to inside:10.0.0.5/51234 (192.0.2.1/51234)", "Cisco:asa_built_connection", "dst_ip", "10.0.0.5"),
+        ("<166>Mar 01 2026 10:00:00 fw01 : %ASA-4-106023: Deny tcp src outside:203.0.113.9/4711 dst inside:10.0.0.5/22 by access-group \"outside_in\" [0x0, 0x0]", "Cisco:asa_deny", "acl", "outside_in"),
+        ("<166>Mar 01 2026 10:00:00: %ASA-6-605004: Login denied from 203.0.113.9/4711 to outside:10.0.0.1/ssh for user \"admin\"", "Cisco:asa_login_denied", "user", "admin"),
+        (r#"<189>date=2026-03-01 time=10:00:00 devname="FG100" devid="FG100E" logid="0000000013" type="traffic" subtype="forward" level="notice" vd="root" srcip=192.0.2.7 srcport=51234 srcintf="port1" dstip=198.51.100.7 dstport=443 dstintf="wan1" proto=6 action="accept""#, "Fortinet:traffic", "action", "accept"),
+        (r#"<189>date=2026-03-01 time=10:00:00 devname="FG100" logid="0100032002" type="event" subtype="system" level="alert" logdesc="Admin login failed" sn="0" user="admin" ui="ssh(203.0.113.9)" method="ssh" srcip=203.0.113.9 dstip=192.0.2.1 action="login" status="failed""#, "Fortinet:admin_login_failed", "src_ip", "203.0.113.9"),
+        ("<14>1 2026-03-01T10:00:00.123+01:00 srx1 RT_FLOW - RT_FLOW_SESSION_DENY - session denied 203.0.113.9/4711->192.0.2.10/22 junos-ssh 6(0) default-deny untrust trust", "Juniper:flow_session_deny", "dst_port", "22"),
+        ("<14>Mar  1 10:00:00 srx1 sshd[3000]: SSHD_LOGIN_FAILED: Login failed for user 'root' from host '203.0.113.9'", "Juniper:sshd_login_failed", "user", "root"),
+        ("<14>Mar  1 10:00:00 DC01 Microsoft-Windows-Security-Auditing[560]: An account failed to log on.  Subject: Security ID: S-1-0-0 Account Name: - Logon Type: 3 Account For Which Logon Failed: Security ID: S-1-0-0 Account Name: administrator Failure Information: ... Network Information: Workstation Name: X Source Network Address: 203.0.113.9 Source Port: 0", "Windows:logon_failed", "src_ip", "203.0.113.9"),
+        ("<14>Mar  1 10:00:00 DC01 MSWinEventLog\t1\tSecurity\t42\tSun Mar 01 10:00:00 2026\t4625\tMicrosoft-Windows-Security-Auditing\tN/A", "Windows:snare_event", "event_id", "4625"),
+        ("2026/03/01 10:00:00 [error] 1234#1234: *5 open() \"/usr/share/nginx/html/x\" failed (2: No such file or directory), client: 203.0.113.9, server: example.com, request: \"GET /x HTTP/1.1\", host: \"example.com\"", "Nginx_Error:client_error", "src_ip", "203.0.113.9"),
+        ("<4>Mar  1 10:00:00 gw kernel: [123.456] DROP IN=eth0 OUT= MAC=00:11 SRC=203.0.113.9 DST=192.0.2.1 LEN=60 TOS=0x00 PREC=0x00 TTL=50 ID=1 DF PROTO=TCP SPT=4711 DPT=22 WINDOW=29200", "Linux_Kernel:iptables_packet", "src_ip", "203.0.113.9"),
+        ("<86>Mar  1 10:00:00 web1 sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/systemctl restart nginx", "Linux_System:sudo_command", "command", "/usr/bin/systemctl restart nginx"),
+        ("<78>Mar  1 10:00:00 web1 CRON[2222]: (root) CMD (   cd / && run-parts --report /etc/cron.hourly)", "Linux_System:cron_command", "user", "root"),
+    ];
+    let mut failures = Vec::new();
+    for (line, id, field, value) in cases {
+        let m = parse(line, &ctx());
+        match classifier.classify(&names, line, &m, "dev") {
+            Some(hit) if hit.message.id == *id => {
+                let got = hit.fields.iter().find(|(f, _)| f == field).map(|(_, v)| v.as_str());
+                if got != Some(*value) {
+                    failures.push(format!("{id}: {field} = {got:?}, not {value:?}"));
+                }
+            }
+            Some(hit) => failures.push(format!("{line}\n  went to {} not {id}", hit.message.id)),
+            None => failures.push(format!("{line}\n  unknown, not {id}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

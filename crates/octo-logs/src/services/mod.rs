@@ -188,4 +188,13 @@ const BUILTIN: &[(&str, &str)] = &[
     ("kerberos.toml", include_str!("../../services/kerberos.toml")),
     ("apache_error.toml", include_str!("../../services/apache_error.toml")),
     ("http_access.toml", include_str!("../../services/http_access.toml")),
+    ("nginx_error.toml", include_str!("../../services/nginx_error.toml")),
+    ("postfix.toml", include_str!("../../services/postfix.toml")),
+    ("dovecot.toml", include_str!("../../services/dovecot.toml")),
+    ("bind.toml", include_str!("../../services/bind.toml")),
+    ("squid.toml", include_str!("../../services/squid.toml")),
+    ("cisco.toml", include_str!("../../services/cisco.toml")),
+    ("fortinet.toml", include_str!("../../services/fortinet.toml")),
+    ("juniper.toml", include_str!("../../services/juniper.toml")),
+    ("windows.toml", include_str!("../../services/windows.toml")),
 ];
