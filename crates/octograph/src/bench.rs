@@ -8,6 +8,18 @@ use octo_store::{AsOf, RedbStore, Store, StoreOptions, Timestamp, ValidTime};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Parse and classify the lines of a file (syslog as received, one per line) on one core
+    /// with the built-in services: lines per second and the share classified; for a side by
+    /// side with syslog-ng's `pdbtool match` (docs/PERFORMANCE.md).
+    Classify {
+        file: PathBuf,
+        /// Only these services, in this order (repeatable; default: the whole built-in library).
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// Passes over the file.
+        #[arg(long, default_value_t = 3)]
+        passes: usize,
+    },
     /// Syslog over TCP on loopback into the raw store, end to end: lines per second and peak
     /// memory; `--rsyslog` runs rsyslog (imtcp -> omfile) on the same load (docs/PERFORMANCE.md).
     Syslog {
@@ -120,6 +132,7 @@ pub enum BenchCommand {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Classify { file, services, passes } => classify(&file, &services, passes),
         BenchCommand::Syslog { lines, connections, rsyslog, dir } => {
             crate::bench_syslog::run(lines, connections, rsyslog, dir)
         }
@@ -204,4 +217,46 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn classify(file: &std::path::Path, services: &[String], passes: usize) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let library = octo_logs::services::builtin();
+    for s in services {
+        if !library.iter().any(|l| &l.name == s) {
+            anyhow::bail!("no built-in service '{s}'");
+        }
+    }
+    let names: Vec<String> =
+        if services.is_empty() { library.iter().map(|s| s.name.clone()).collect() } else { services.to_vec() };
+    let classifier = octo_logs::Classifier::new(&library)?;
+    let plan = classifier.plan(&names);
+    let ctx = octo_logs::ParseContext::now();
+    let mut best = f64::MAX;
+    let mut classified = 0;
+    for _ in 0..passes.max(1) {
+        let started = Instant::now();
+        classified = 0;
+        let mut fields = 0usize;
+        for l in &lines {
+            let m = octo_logs::parse(l, &ctx);
+            if let Some(hit) = classifier.classify_with(&plan, l, &m, "bench") {
+                classified += 1;
+                fields += hit.fields.len();
+            }
+        }
+        std::hint::black_box(fields);
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    println!(
+        "{} lines, {:.1} % classified, best of {passes}: {:.3} s = {:.0} lines/s (one core, services: {})",
+        lines.len(),
+        100.0 * classified as f64 / lines.len().max(1) as f64,
+        best,
+        lines.len() as f64 / best,
+        names.join(", ")
+    );
+    Ok(())
 }
