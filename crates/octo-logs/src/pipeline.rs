@@ -123,7 +123,10 @@ struct Job {
 
 /// The pipeline: store, devices, counters and the writer.
 pub struct Pipeline {
-    classifier: Arc<crate::classify::Classifier>,
+    /// The compiled library; replaced whole when services change.
+    classifier: Arc<std::sync::RwLock<Arc<crate::classify::Classifier>>>,
+    /// Where imported services live.
+    services_dir: std::path::PathBuf,
     store: Arc<RawStore>,
     devices: Arc<DeviceRegistry>,
     stats: Arc<LogStats>,
@@ -160,8 +163,9 @@ impl Pipeline {
     /// Opens the log data in `dir` (`devices.json`, `raw/`, user services in `services/`) and
     /// starts the writer thread.
     pub fn open(dir: &Path, config: LogsConfig) -> Result<Arc<Pipeline>, PipelineError> {
-        let library = crate::services::library(Some(&dir.join("services")))?;
-        let classifier = Arc::new(crate::classify::Classifier::new(&library)?);
+        let services_dir = dir.join("services");
+        let library = crate::services::library(Some(&services_dir))?;
+        let classifier = Arc::new(std::sync::RwLock::new(Arc::new(crate::classify::Classifier::new(&library)?)));
         let store = Arc::new(RawStore::open(&dir.join("raw"), RawStoreOptions { zstd_level: config.zstd_level })?);
         let devices = Arc::new(DeviceRegistry::open(&dir.join("devices.json"), config.new_devices)?);
         let stats = Arc::new(LogStats::default());
@@ -183,6 +187,7 @@ impl Pipeline {
             .map_err(|e| RawStoreError::Io { path: dir.to_owned(), source: e })?;
         Ok(Arc::new(Pipeline {
             classifier,
+            services_dir,
             store,
             devices,
             stats,
@@ -207,15 +212,79 @@ impl Pipeline {
     }
 
     /// The compiled service library.
-    pub fn classifier(&self) -> &Arc<crate::classify::Classifier> {
-        &self.classifier
+    pub fn classifier(&self) -> Arc<crate::classify::Classifier> {
+        self.classifier.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The services as loaded: built-in ones and those imported into the data directory.
+    pub fn library(&self) -> Result<Vec<crate::services::Service>, PipelineError> {
+        Ok(crate::services::library(Some(&self.services_dir))?)
+    }
+
+    /// Whether a service was imported (it can be replaced or removed; a built-in one cannot be
+    /// removed, only replaced by an imported one of its name).
+    pub fn is_imported(&self, name: &str) -> bool {
+        crate::services::native::check_name(name).is_ok() && self.services_dir.join(format!("{name}.toml")).exists()
+    }
+
+    /// Reads the services again (after the command line imported some) and starts classifying
+    /// with them; a library that does not compile is refused and the old one kept.
+    pub fn reload_services(&self) -> Result<(), PipelineError> {
+        let library = self.library()?;
+        let fresh = Arc::new(crate::classify::Classifier::new(&library)?);
+        *self.classifier.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// Saves a service into the data directory (replacing an imported one of its name) and
+    /// classifies with it from now on; nothing is written unless the whole library compiles.
+    pub fn save_service(&self, service: &crate::services::Service) -> Result<(), PipelineError> {
+        let mut library = self.library()?;
+        match library.iter_mut().find(|s| s.name == service.name) {
+            Some(s) => *s = service.clone(),
+            None => library.push(service.clone()),
+        }
+        let fresh = Arc::new(crate::classify::Classifier::new(&library)?);
+        let io =
+            |e: std::io::Error| PipelineError::Store(RawStoreError::Io { path: self.services_dir.clone(), source: e });
+        std::fs::create_dir_all(&self.services_dir).map_err(io)?;
+        let target = self.services_dir.join(format!("{}.toml", service.name));
+        let tmp = target.with_extension("toml.tmp");
+        std::fs::write(&tmp, crate::services::native::to_toml(service)).map_err(io)?;
+        std::fs::rename(&tmp, &target).map_err(io)?;
+        *self.classifier.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// Removes an imported service (a built-in one of its name, if any, applies again).
+    pub fn remove_service(&self, name: &str) -> Result<bool, PipelineError> {
+        if !self.is_imported(name) {
+            return Ok(false);
+        }
+        let path = self.services_dir.join(format!("{name}.toml"));
+        std::fs::remove_file(&path).map_err(|e| PipelineError::Store(RawStoreError::Io { path, source: e }))?;
+        self.reload_services()?;
+        Ok(true)
+    }
+
+    /// A stamp of the services directory, to notice imports by another process.
+    pub fn services_stamp(&self) -> Vec<(String, std::time::SystemTime)> {
+        let mut v: Vec<(String, std::time::SystemTime)> = std::fs::read_dir(&self.services_dir)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| Some((e.file_name().into_string().ok()?, e.metadata().ok()?.modified().ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
     }
 
     /// A stored line of a device as the API and `replay` show it: [`RawLine::to_json`] plus the
     /// message it classifies as (with the device's services; a device naming none is tried
     /// against the whole library), or `"message": null` when it is unknown.
     pub fn describe(&self, device: &crate::device::Device, line: &RawLine) -> serde_json::Value {
-        describe(&self.classifier, device, self.config.timezone, line)
+        describe(&self.classifier(), device, self.config.timezone, line)
     }
 
     /// The unknown lines of a device received in `[from, to)`, grouped by shape with a pattern
@@ -226,7 +295,7 @@ impl Pipeline {
         from: Option<crate::time::LogTime>,
         to: Option<crate::time::LogTime>,
     ) -> Result<Vec<crate::unknown::UnknownGroup>, PipelineError> {
-        unknown(&self.classifier, &self.store, device, self.config.timezone, from, to)
+        unknown(&self.classifier(), &self.store, device, self.config.timezone, from, to)
     }
 
     /// The raw store.
@@ -463,15 +532,16 @@ fn write_rounds(
 /// services; those whose message observes something become evidence.
 fn classify_stored(
     rx: std::sync::mpsc::Receiver<Vec<(Arc<str>, RawLine)>>,
-    classifier: &crate::classify::Classifier,
+    library: &std::sync::RwLock<Arc<crate::classify::Classifier>>,
     devices: &DeviceRegistry,
     stats: &LogStats,
     default_zone: TimeZoneSpec,
     evidence: &mpsc::Sender<Evidence>,
 ) {
     use crate::device::DeviceStatus;
-    let all = classifier.services().to_vec();
     while let Ok(batch) = rx.recv() {
+        let classifier = library.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let all = classifier.services().to_vec();
         for (device, line) in batch {
             let Ok(entry) = devices.get(&device) else { continue };
             if entry.device.status != DeviceStatus::Active {

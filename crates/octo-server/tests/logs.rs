@@ -165,3 +165,47 @@ async fn tokens_reach_logs_only_through_the_logs_organisation() {
     let (status, _) = s.send(Method::POST, "/logs/devices", Some(json!({"name": "d"})), Some(&writer)).await;
     assert_eq!(status, StatusCode::CREATED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_are_managed_through_the_api_and_apply_at_once() {
+    let s = common::server(false, &[]);
+    let logs = with_logs(&s);
+    let (status, list) = s.send(Method::GET, "/logs/services", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(list.as_array().unwrap().iter().any(|x| x["name"] == "Sshd" && x["origin"] == "builtin"));
+    let (status, sshd) = s.send(Method::GET, "/logs/services/Sshd", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(sshd["messages"].as_array().unwrap().len() > 5);
+    // A new service, as TOML, classifies at once.
+    let line = "<13>Dec  1 10:00:00 app1 myapp: order 42 shipped to 198.51.100.4";
+    let device = octo_logs::Device::named("app1");
+    let raw = line_at(line);
+    assert!(logs.describe(&device, &raw)["message"].is_null());
+    let toml = "name = \"MyApp\"\nprograms = [\"myapp\"]\n[[message]]\nname = \"shipped\"\npattern = \"order <@NUMBER:order@> shipped to <@IP:address@>\"\nlevel = \"info\"\ntaxonomy = \"Application\"\n";
+    let (status, saved) = s.send(Method::PUT, "/logs/services/MyApp", Some(json!(toml)), None).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["origin"], "imported");
+    assert_eq!(logs.describe(&device, &raw)["message"]["id"], "MyApp:shipped");
+    // Bad services are refused with the place named, and change nothing.
+    let bad = toml.replace("<@NUMBER:order@>", "<@NOPE:order@>");
+    let (status, answer) = s.send(Method::PUT, "/logs/services/MyApp", Some(json!(bad)), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer["message"].as_str().unwrap().contains("MyApp:shipped"), "{answer}");
+    let (status, _) = s.send(Method::PUT, "/logs/services/Other", Some(json!(toml)), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the name in the path must be the service's");
+    let (status, _) = s.send(Method::PUT, "/logs/services/MyApp", Some(json!("name = ")), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(logs.describe(&device, &raw)["message"]["id"], "MyApp:shipped");
+    // Removed: unknown again; built-in services cannot be removed.
+    let (status, _) = s.send(Method::DELETE, "/logs/services/MyApp", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(logs.describe(&device, &raw)["message"].is_null());
+    let (status, _) = s.send(Method::DELETE, "/logs/services/Sshd", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = s.send(Method::GET, "/logs/services/MyApp", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+fn line_at(text: &str) -> RawLine {
+    line("2026-12-01T10:00:00Z", text)
+}

@@ -386,13 +386,23 @@ fn serve(
 /// store's retention is applied every minute.
 async fn logs_housekeeping(logs: std::sync::Arc<octo_logs::Pipeline>) {
     let mut tick = 0u64;
+    let mut services = logs.services_stamp();
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let l = logs.clone();
         let retention = tick.is_multiple_of(60);
+        let before = std::mem::take(&mut services);
         let done = tokio::task::spawn_blocking(move || {
             if let Err(e) = l.devices().reload_if_changed() {
                 tracing::warn!(error = %e, "re-reading the devices failed");
+            }
+            // Services imported by the command line apply without a restart.
+            let now = l.services_stamp();
+            if now != before {
+                match l.reload_services() {
+                    Ok(()) => tracing::info!("services reloaded"),
+                    Err(e) => tracing::warn!(error = %e, "the changed services do not load; the old ones stay"),
+                }
             }
             if retention {
                 match l.apply_retention() {
@@ -403,8 +413,9 @@ async fn logs_housekeeping(logs: std::sync::Arc<octo_logs::Pipeline>) {
                     Err(e) => tracing::warn!(error = %e, "raw log retention failed"),
                 }
             }
+            now
         });
-        let _ = done.await;
+        services = done.await.unwrap_or_default();
         tick += 1;
     }
 }

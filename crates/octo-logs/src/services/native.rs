@@ -96,7 +96,7 @@ pub fn parse(text: &str, source: &str) -> Result<Service, ServiceError> {
 }
 
 /// A service or message name: letters, digits, `_`, `-`, `.`.
-pub(crate) fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), String> {
     if !name.is_empty()
         && name.len() <= 128
         && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))

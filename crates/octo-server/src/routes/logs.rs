@@ -187,6 +187,95 @@ pub(crate) async fn device_unknown(
     .await
 }
 
+fn pipeline_error(e: octo_logs::pipeline::PipelineError) -> ApiError {
+    match e {
+        octo_logs::pipeline::PipelineError::Services(e) => ApiError::bad_request(e.to_string()),
+        octo_logs::pipeline::PipelineError::Store(e) => ApiError::from(e),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+fn service_summary(s: &octo_logs::services::Service, imported: bool) -> Value {
+    json!({"name": s.name, "description": s.description, "messages": s.messages.len(),
+        "origin": if imported { "imported" } else { "builtin" }})
+}
+
+/// The service library: built-in and imported services.
+#[utoipa::path(get, path = "/logs/services", tag = "Logs",
+    responses((status = 200, description = "[{name, description, messages, origin}]", body = serde_json::Value)))]
+pub(crate) async fn list_services(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let logs = s.logs()?;
+    blocking(move || {
+        let library = logs.library().map_err(pipeline_error)?;
+        Ok(Json(Value::Array(library.iter().map(|x| service_summary(x, logs.is_imported(&x.name))).collect())))
+    })
+    .await
+}
+
+/// One service with its messages.
+#[utoipa::path(get, path = "/logs/services/{name}", tag = "Logs", params(("name" = String, Path)),
+    responses((status = 200, description = "The service", body = serde_json::Value), (status = 404, body = super::ErrorBody)))]
+pub(crate) async fn get_service(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let logs = s.logs()?;
+    blocking(move || {
+        let library = logs.library().map_err(pipeline_error)?;
+        let service = library
+            .into_iter()
+            .find(|x| x.name == name)
+            .ok_or_else(|| ApiError::not_found(format!("no service '{name}'")))?;
+        Ok(Json(serde_json::to_value(service).unwrap_or_default()))
+    })
+    .await
+}
+
+/// Save a service: the body is the service in the native format (TOML) or Octopussy's XML.
+/// Every pattern is compiled first; the server classifies with it at once.
+#[utoipa::path(put, path = "/logs/services/{name}", tag = "Logs", params(("name" = String, Path)),
+    request_body(content = String, content_type = "text/plain"),
+    responses((status = 200, description = "{name, description, messages, origin}", body = serde_json::Value),
+        (status = 400, body = super::ErrorBody)))]
+pub(crate) async fn put_service(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let logs = s.logs()?;
+    let text = String::from_utf8(body.to_vec()).map_err(|_| ApiError::bad_request("the service must be UTF-8 text"))?;
+    blocking(move || {
+        let source = format!("service '{name}'");
+        let service = if text.trim_start().starts_with('<') {
+            octo_logs::services::octopussy::parse(&text, &source)
+        } else {
+            octo_logs::services::native::parse(&text, &source)
+        }
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if service.name != name {
+            return Err(ApiError::bad_request(format!("the body is service '{}', not '{name}'", service.name)));
+        }
+        logs.save_service(&service).map_err(pipeline_error)?;
+        Ok(Json(service_summary(&service, true)))
+    })
+    .await
+}
+
+/// Remove an imported service (a built-in one of its name applies again).
+#[utoipa::path(delete, path = "/logs/services/{name}", tag = "Logs", params(("name" = String, Path)),
+    responses((status = 200, description = "Removed"), (status = 404, body = super::ErrorBody)))]
+pub(crate) async fn delete_service(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let logs = s.logs()?;
+    blocking(move || {
+        if logs.remove_service(&name).map_err(pipeline_error)? {
+            Ok(crate::ok_null())
+        } else {
+            Err(ApiError::not_found(format!("no imported service '{name}' (built-in services cannot be removed)")))
+        }
+    })
+    .await
+}
+
 /// The pipeline's counters since start, and the raw store's size.
 #[utoipa::path(get, path = "/logs/stats", tag = "Logs",
     responses((status = 200, description = "Counters", body = serde_json::Value), (status = 404, body = super::ErrorBody)))]

@@ -96,4 +96,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logs::device_lines))
         .routes(routes!(logs::device_unknown))
         .routes(routes!(logs::stats))
+        .routes(routes!(logs::list_services))
+        .routes(routes!(logs::get_service, logs::put_service, logs::delete_service))
 }
