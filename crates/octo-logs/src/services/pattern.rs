@@ -180,8 +180,8 @@ pub fn type_regex(ty: &str) -> Option<&'static str> {
         "IP_ADDR" => r"\d+\.\d+\.\d+\.\d+",
         "IPV6_ADDR" => r"[0-9a-f:]*:[0-9a-f:.]+",
         // One class, not an alternation of the two forms: a pattern stays one-pass, so its
-        // fields come out of the one-pass DFA instead of the backtracker (about 12 % more
-        // lines per second on sshd's lines).
+        // fields come out of the one-pass DFA instead of the backtracker (sshd's lines:
+        // 300–309k → 366–442k lines/s, `bench classify`).
         "IP" => r"[0-9a-f:.]+",
         "PORT" => r"\d{1,5}",
         "USER" => r"\S*",
