@@ -312,6 +312,44 @@ async fn tls_with_and_without_client_certificates() {
     receivers.shutdown().await;
 }
 
+/// RELP over TLS (rsyslog's `omrelp` with `tls="on"`): the same acknowledgements, encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relp_over_tls_acknowledges_durable_lines() {
+    use rustls::pki_types::pem::PemObject;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca, _) = certificates(dir.path());
+    let config = LogsConfig {
+        tls: vec![TlsListener { listen: local(), cert, key, client_ca: None, relp: true }],
+        ..LogsConfig::default()
+    };
+    let pipeline = Pipeline::open(&dir.path().join("octo"), config).unwrap();
+    let receivers = source::start(pipeline.clone()).await.unwrap();
+    let addr = receivers.address(Transport::Relp).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls =
+        tokio_rustls::TlsConnector::from(Arc::new(client)).connect("localhost".try_into().unwrap(), tcp).await.unwrap();
+    let offers = "relp_version=0\ncommands=syslog";
+    let msg = "<13>Dec  1 10:00:00 relp-tls app: secret";
+    let req = format!("1 open {} {offers}\n2 syslog {} {msg}\n3 close 0\n", offers.len(), msg.len());
+    tls.write_all(req.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.contains("2 rsp 6 200 OK") && answer.contains("3 rsp 0"), "{answer}");
+    assert_eq!(wait_for(&pipeline, "relp-tls", 1).await, [msg]);
+    receivers.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tls_settings_fail_at_start_with_the_file_named() {
     let dir = tempfile::tempdir().unwrap();
