@@ -2,18 +2,10 @@
 //! with a PRI, as a device sends them) and RFC 5424 (the same messages with a full header, a
 //! third with structured data). `cargo bench -p octo-logs --bench parse`.
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use octo_logs::{parse, ParseContext, TimeZoneSpec};
-
-fn corpus() -> Vec<String> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/loghub/");
-    let mut lines = Vec::new();
-    for name in ["OpenSSH_2k.log", "Linux_2k.log"] {
-        let text = std::fs::read_to_string(format!("{dir}{name}")).expect("the loghub corpus in ../shared");
-        lines.extend(text.lines().map(|l| format!("<38>{l}")));
-    }
-    lines
-}
 
 fn rfc5424(lines: &[String]) -> Vec<String> {
     lines
@@ -37,7 +29,7 @@ fn rfc5424(lines: &[String]) -> Vec<String> {
 }
 
 fn bench(c: &mut Criterion) {
-    let bsd = corpus();
+    let bsd = common::loghub_lines();
     let ietf = rfc5424(&bsd);
     let ctx = ParseContext { received: "2026-11-22T12:00:00Z".parse().unwrap(), timezone: TimeZoneSpec::Fixed(0) };
     let mut g = c.benchmark_group("parse");

@@ -156,6 +156,25 @@ pub struct SdElement<'a> {
 }
 
 impl<'a> Syslog<'a> {
+    /// A line of `format` with only its PRI read so far; the parsers fill in the rest.
+    pub(crate) fn empty(format: Format, priority: Priority, priority_given: bool) -> Syslog<'a> {
+        Syslog {
+            format,
+            priority,
+            priority_given,
+            timestamp: None,
+            utc_offset: None,
+            hostname: None,
+            app_name: None,
+            proc_id: None,
+            msg_id: None,
+            sequence: None,
+            structured_data: None,
+            msg: "",
+            issue: None,
+        }
+    }
+
     /// The structured-data elements, in order (empty when the line had none).
     pub fn structured_data(&self) -> Vec<SdElement<'a>> {
         self.structured_data.map(crate::parse::rfc5424::sd_elements).unwrap_or_default()

@@ -542,17 +542,23 @@ fn classify_stored(
     while let Ok(batch) = rx.recv() {
         let classifier = library.read().unwrap_or_else(|p| p.into_inner()).clone();
         let all = classifier.services().to_vec();
+        // Lines of a batch mostly come from few devices: look each device and its plan up once.
+        let mut last: Option<(Arc<str>, Arc<crate::device::DeviceEntry>, Arc<crate::classify::Plan>)> = None;
         for (device, line) in batch {
-            let Ok(entry) = devices.get(&device) else { continue };
+            if last.as_ref().is_none_or(|(d, _, _)| *d != device) {
+                let Ok(entry) = devices.get(&device) else { continue };
+                let services = if entry.device.services.is_empty() { &all } else { &entry.device.services };
+                let plan = classifier.plan(services);
+                last = Some((device.clone(), entry, plan));
+            }
+            let Some((_, entry, plan)) = &last else { continue };
             if entry.device.status != DeviceStatus::Active {
                 continue;
             }
-            let services = if entry.device.services.is_empty() { &all } else { &entry.device.services };
-            let plan = classifier.plan(services);
             let timezone = entry.device.timezone.unwrap_or(default_zone);
             let text = String::from_utf8_lossy(&line.bytes);
             let m = parse(&text, &ParseContext { received: line.received, timezone });
-            match classifier.classify_with(&plan, &text, &m, &device) {
+            match classifier.classify_with(plan, &text, &m, &device) {
                 None => {
                     stats.unknown.fetch_add(1, Ordering::Relaxed);
                 }

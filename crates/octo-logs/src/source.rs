@@ -256,15 +256,23 @@ async fn connection(
             let s = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
-            match kind {
-                Kind::Relp => relp_session(s, peer, Transport::Relp, pipeline, stop).await,
-                Kind::Plain(t) => read_stream(s, peer, t, pipeline, stop).await,
-            }
+            session(s, peer, kind, pipeline, stop).await
         }
-        None => match kind {
-            Kind::Relp => relp_session(stream, peer, Transport::Relp, pipeline, stop).await,
-            Kind::Plain(t) => read_stream(stream, peer, t, pipeline, stop).await,
-        },
+        None => session(stream, peer, kind, pipeline, stop).await,
+    }
+}
+
+/// The protocol of a connection, over TCP or TLS alike.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    s: S,
+    peer: SocketAddr,
+    kind: Kind,
+    pipeline: &Pipeline,
+    stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    match kind {
+        Kind::Relp => relp_session(s, peer, Transport::Relp, pipeline, stop).await,
+        Kind::Plain(t) => read_stream(s, peer, t, pipeline, stop).await,
     }
 }
 

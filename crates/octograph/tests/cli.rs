@@ -289,18 +289,27 @@ struct Syslogd {
     api: String,
 }
 
-fn serve_syslog(data: &Path) -> Syslogd {
+/// `serve` on a data directory with extra arguments, and its log lines.
+fn spawn_serve(
+    data: &Path,
+    extra: &[&str],
+) -> (std::process::Child, std::io::Lines<std::io::BufReader<std::process::ChildStderr>>) {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_octograph"))
         .args(["--data-dir", data.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
-        .args(["--syslog-tcp", "127.0.0.1:0", "--syslog-udp", "127.0.0.1:0"])
+        .args(extra)
         .env_remove("OCTOGRAPH_CONFIG")
         .env("RUST_LOG", "info")
         .current_dir(data)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    (child, lines)
+}
+
+fn serve_syslog(data: &Path) -> Syslogd {
+    let (child, mut lines) = spawn_serve(data, &["--syslog-tcp", "127.0.0.1:0", "--syslog-udp", "127.0.0.1:0"]);
     let (mut tcp, mut udp, mut api) = (String::new(), String::new(), String::new());
     for l in lines.by_ref().map_while(Result::ok) {
         if l.contains("syslog receiver ready") {
@@ -415,17 +424,7 @@ fn syslog_received_by_serve_is_kept_across_kill_9_and_replayed() {
 }
 
 fn serve_relp(data: &Path, port: u16) -> std::process::Child {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_octograph"))
-        .args(["--data-dir", data.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
-        .args(["--syslog-relp", &format!("127.0.0.1:{port}")])
-        .env_remove("OCTOGRAPH_CONFIG")
-        .env("RUST_LOG", "info")
-        .current_dir(data)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (child, mut lines) = spawn_serve(data, &["--syslog-relp", &format!("127.0.0.1:{port}")]);
     assert!(lines.by_ref().map_while(Result::ok).any(|l| l.contains("API ready")), "the server starts");
     std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
     child

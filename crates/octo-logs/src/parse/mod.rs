@@ -50,21 +50,7 @@ pub fn parse<'a>(line: &'a str, ctx: &ParseContext) -> Syslog<'a> {
 
 /// The message of a line that could not be read at all.
 pub(crate) fn unparsed<'a>(line: &'a str, priority: Priority, given: bool, issue: Issue) -> Syslog<'a> {
-    Syslog {
-        format: Format::Unparsed,
-        priority,
-        priority_given: given,
-        timestamp: None,
-        utc_offset: None,
-        hostname: None,
-        app_name: None,
-        proc_id: None,
-        msg_id: None,
-        sequence: None,
-        structured_data: None,
-        msg: line,
-        issue: Some(issue),
-    }
+    Syslog { msg: line, issue: Some(issue), ..Syslog::empty(Format::Unparsed, priority, given) }
 }
 
 enum Pri {

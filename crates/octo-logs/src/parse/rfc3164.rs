@@ -13,21 +13,7 @@ const MAX_TAG: usize = 64;
 pub(crate) fn parse<'a>(line: &'a str, pos: usize, priority: Priority, given: bool, ctx: &ParseContext) -> Syslog<'a> {
     let b = line.as_bytes();
     let mut i = pos;
-    let mut m = Syslog {
-        format: Format::Rfc3164,
-        priority,
-        priority_given: given,
-        timestamp: None,
-        utc_offset: None,
-        hostname: None,
-        app_name: None,
-        proc_id: None,
-        msg_id: None,
-        sequence: None,
-        structured_data: None,
-        msg: "",
-        issue: None,
-    };
+    let mut m = Syslog::empty(Format::Rfc3164, priority, given);
     // Cisco IOS: a sequence number (`123: `), sometimes a hostname (`router1: `), then the time.
     if let Some((seq, used)) = sequence(&b[i..]) {
         m.sequence = Some(seq);

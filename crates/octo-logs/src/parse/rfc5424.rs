@@ -14,21 +14,7 @@ pub(crate) fn parse<'a>(line: &'a str, pos: usize, priority: Priority, ctx: &Par
     let b = line.as_bytes();
     let mut i = next_space(b, pos) + 1; // past VERSION
     let mut issue = None;
-    let mut m = Syslog {
-        format: Format::Rfc5424,
-        priority,
-        priority_given: true,
-        timestamp: None,
-        utc_offset: None,
-        hostname: None,
-        app_name: None,
-        proc_id: None,
-        msg_id: None,
-        sequence: None,
-        structured_data: None,
-        msg: "",
-        issue: None,
-    };
+    let mut m = Syslog::empty(Format::Rfc5424, priority, true);
     // TIMESTAMP
     if b.get(i) == Some(&b'-') && matches!(b.get(i + 1), Some(b' ') | None) {
         i += 2;
