@@ -42,26 +42,40 @@ struct Compiled {
 
 impl Classified<'_> {
     /// The objects the line is evidence of: the message's `observe` templates with the
-    /// line's fields filled in (Octopoes' JSON shape).
-    pub fn observations(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    /// line's fields filled in (Octopoes' JSON shape), and the sender's: `{@device}` is the
+    /// device's name, `{@address}` its address (declared, else the one the line came from). An
+    /// object that needs an address the line does not have is left out.
+    pub fn observations(
+        &self,
+        device: &str,
+        address: Option<std::net::IpAddr>,
+    ) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        let address = address.map(|a| a.to_string());
         self.message
             .observe
             .iter()
-            .map(|o| {
+            .filter_map(|o| {
                 o.iter()
                     .map(|(k, v)| {
                         let mut out = v.clone();
                         for name in placeholders(v) {
-                            let value = self.fields.iter().find(|(f, _)| *f == name).map_or("", |(_, v)| v.as_str());
+                            let value = match name {
+                                "@device" => device,
+                                "@address" => address.as_deref()?,
+                                _ => self.fields.iter().find(|(f, _)| *f == name).map_or("", |(_, v)| v.as_str()),
+                            };
                             out = out.replace(&format!("{{{name}}}"), value);
                         }
-                        (k.clone(), serde_json::Value::String(out))
+                        Some((k.clone(), serde_json::Value::String(out)))
                     })
                     .collect()
             })
             .collect()
     }
 }
+
+/// Placeholders every `observe` template may use besides the pattern's fields.
+const SENDER_PLACEHOLDERS: [&str; 2] = ["@device", "@address"];
 
 /// The `{name}` placeholders of a template.
 fn placeholders(template: &str) -> Vec<&str> {
@@ -131,7 +145,9 @@ impl Classifier {
                 for object in &m.observe {
                     for value in object.values() {
                         for name in placeholders(value) {
-                            if !groups.iter().any(|g| g.as_deref() == Some(name)) {
+                            if !SENDER_PLACEHOLDERS.contains(&name)
+                                && !groups.iter().any(|g| g.as_deref() == Some(name))
+                            {
                                 return Err(bad(format!("observe: '{{{name}}}' is not a field of the pattern")));
                             }
                         }

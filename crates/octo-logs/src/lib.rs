@@ -4,8 +4,9 @@
 //! appended to a durable, compressed, time-partitioned raw store before it is acknowledged.
 //!
 //! The parts go in the order a line travels: [`source`] (receivers) → [`framing`] → [`parse`] →
-//! [`device`] (dispatch) → [`raw_store`]; [`pipeline`] joins them. Nothing here depends on the
-//! graph crates: evidence for the graph comes from classification, which builds on this.
+//! [`device`] (dispatch) → [`raw_store`]; then [`classify`] with the [`services`] into the
+//! [`tables`] (stored by `octo-tables`); [`pipeline`] joins them. Nothing here depends on the
+//! graph crates: evidence for the graph is handed out by the pipeline and written by the binary.
 
 #![warn(missing_docs)]
 
@@ -20,6 +21,7 @@ pub mod relp;
 pub mod services;
 pub mod source;
 pub mod stats;
+pub mod tables;
 pub mod time;
 pub mod unknown;
 

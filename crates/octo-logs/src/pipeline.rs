@@ -68,6 +68,13 @@ pub struct LogsConfig {
     pub evidence_seconds: u64,
     /// An object stays in a device's observation this long after the last line that showed it.
     pub evidence_window_hours: u64,
+    /// Classified rows are sealed into their tables' files this often (and after a crash, the
+    /// lines of at most this long are classified again on start).
+    pub table_flush_seconds: u64,
+    /// … or when this many rows wait to be sealed.
+    pub table_segment_rows: usize,
+    /// Memory for decoded table columns kept between queries, in MiB.
+    pub table_cache_mb: usize,
 }
 
 impl Default for LogsConfig {
@@ -88,6 +95,9 @@ impl Default for LogsConfig {
             organisation: "default".into(),
             evidence_seconds: 10,
             evidence_window_hours: 24,
+            table_flush_seconds: 300,
+            table_segment_rows: 1 << 20,
+            table_cache_mb: 256,
         }
     }
 }
@@ -111,6 +121,9 @@ pub enum PipelineError {
     /// A service of the library.
     #[error(transparent)]
     Services(#[from] crate::services::ServiceError),
+    /// The tables of classified lines.
+    #[error(transparent)]
+    Tables(#[from] octo_tables::TableError),
     /// The writer thread is gone (the process is stopping).
     #[error("the raw log store writer has stopped")]
     Stopped,
@@ -127,7 +140,12 @@ pub struct Pipeline {
     classifier: Arc<std::sync::RwLock<Arc<crate::classify::Classifier>>>,
     /// Where imported services live.
     services_dir: std::path::PathBuf,
+    /// Where imported table schemas live.
+    schemas_dir: std::path::PathBuf,
     store: Arc<RawStore>,
+    tables: Arc<octo_tables::TableStore>,
+    /// Tells the classification thread to seal the open table segments now.
+    flush_now: std::sync::mpsc::SyncSender<Batch>,
     devices: Arc<DeviceRegistry>,
     stats: Arc<LogStats>,
     config: LogsConfig,
@@ -160,22 +178,41 @@ pub struct Paused<'a>(#[allow(dead_code)] std::sync::MutexGuard<'a, ()>);
 const MAX_ROUND_LINES: usize = 64 << 10;
 
 impl Pipeline {
-    /// Opens the log data in `dir` (`devices.json`, `raw/`, user services in `services/`) and
-    /// starts the writer thread.
+    /// Opens the log data in `dir` (`devices.json`, `raw/`, `tables/`, user services in
+    /// `services/` and table schemas in `schemas/`) and starts the writer and classification
+    /// threads. Lines stored but not yet in the tables when the process last stopped (at most
+    /// `table_flush_seconds` of them) are classified again first.
     pub fn open(dir: &Path, config: LogsConfig) -> Result<Arc<Pipeline>, PipelineError> {
         let services_dir = dir.join("services");
+        let schemas_dir = dir.join("schemas");
         let library = crate::services::library(Some(&services_dir))?;
         let classifier = Arc::new(std::sync::RwLock::new(Arc::new(crate::classify::Classifier::new(&library)?)));
         let store = Arc::new(RawStore::open(&dir.join("raw"), RawStoreOptions { zstd_level: config.zstd_level })?);
         let devices = Arc::new(DeviceRegistry::open(&dir.join("devices.json"), config.new_devices)?);
+        let options = octo_tables::TableOptions {
+            zstd_level: config.zstd_level.max(1),
+            segment_rows: config.table_segment_rows.max(1),
+            cache_bytes: config.table_cache_mb << 20,
+        };
+        let tables = Arc::new(octo_tables::TableStore::open(&dir.join("tables"), options)?);
+        tables.set_schemas(crate::tables::schemas(Some(&schemas_dir))?);
         let stats = Arc::new(LogStats::default());
+        let flush_every = std::time::Duration::from_secs(config.table_flush_seconds.max(1));
+        let mut tabulator = Tabulator::new(tables.clone(), flush_every);
+        {
+            let c = classifier.read().unwrap_or_else(|p| p.into_inner()).clone();
+            let replayed = catch_up(&c, &store, &devices, &mut tabulator, config.timezone)?;
+            if replayed > 0 {
+                tracing::info!(lines = replayed, "classified the lines stored after the tables' last flush");
+            }
+        }
         let (tx, rx) = mpsc::channel::<Job>(256);
         let gate = Arc::new(std::sync::Mutex::new(()));
         // Stored batches go on to classification in a thread of its own, so that classifying
         // never delays the acknowledgement of durable lines.
-        let (stored_tx, stored_rx) = std::sync::mpsc::sync_channel::<Vec<(Arc<str>, RawLine)>>(64);
+        let (stored_tx, stored_rx) = std::sync::mpsc::sync_channel::<Batch>(64);
         let (evidence_tx, evidence_rx) = mpsc::channel::<Evidence>(4096);
-        let (s, st, g) = (store.clone(), stats.clone(), gate.clone());
+        let (s, st, g, flush_tx) = (store.clone(), stats.clone(), gate.clone(), stored_tx.clone());
         std::thread::Builder::new()
             .name("octograph-rawlog".into())
             .spawn(move || write_rounds(rx, &s, &st, &g, &stored_tx))
@@ -183,11 +220,14 @@ impl Pipeline {
         let (c, d, st, tz) = (classifier.clone(), devices.clone(), stats.clone(), config.timezone);
         std::thread::Builder::new()
             .name("octograph-classify".into())
-            .spawn(move || classify_stored(stored_rx, &c, &d, &st, tz, &evidence_tx))
+            .spawn(move || classify_stored(stored_rx, &c, &d, &st, tz, &evidence_tx, tabulator))
             .map_err(|e| RawStoreError::Io { path: dir.to_owned(), source: e })?;
         Ok(Arc::new(Pipeline {
             classifier,
             services_dir,
+            schemas_dir,
+            tables,
+            flush_now: flush_tx,
             store,
             devices,
             stats,
@@ -267,15 +307,18 @@ impl Pipeline {
         Ok(true)
     }
 
-    /// A stamp of the services directory, to notice imports by another process.
+    /// A stamp of the services and table schema directories, to notice imports by another
+    /// process.
     pub fn services_stamp(&self) -> Vec<(String, std::time::SystemTime)> {
-        let mut v: Vec<(String, std::time::SystemTime)> = std::fs::read_dir(&self.services_dir)
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| Some((e.file_name().into_string().ok()?, e.metadata().ok()?.modified().ok()?)))
-                    .collect()
+        let mut v: Vec<(String, std::time::SystemTime)> = [&self.services_dir, &self.schemas_dir]
+            .iter()
+            .flat_map(|dir| {
+                std::fs::read_dir(dir).into_iter().flat_map(|d| {
+                    d.flatten()
+                        .filter_map(|e| Some((e.path().to_str()?.to_owned(), e.metadata().ok()?.modified().ok()?)))
+                })
             })
-            .unwrap_or_default();
+            .collect();
         v.sort();
         v
     }
@@ -303,6 +346,33 @@ impl Pipeline {
         &self.store
     }
 
+    /// The tables of classified lines.
+    pub fn tables(&self) -> &Arc<octo_tables::TableStore> {
+        &self.tables
+    }
+
+    /// Seals the rows classified so far into their tables and returns once they are durable
+    /// (on a graceful stop, so the next start has nothing to classify again).
+    pub fn flush_tables(&self) -> Result<(), PipelineError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.flush_now.send(Batch::Flush(tx)).map_err(|_| PipelineError::Stopped)?;
+        match rx.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(m)) => Err(PipelineError::Tables(octo_tables::TableError::Io {
+                path: self.tables.dir().to_owned(),
+                source: std::io::Error::other(m),
+            })),
+            Err(_) => Err(PipelineError::Stopped),
+        }
+    }
+
+    /// Reads the table schemas again (after the command line imported some); rows appended
+    /// from now on are typed by them.
+    pub fn reload_schemas(&self) -> Result<(), PipelineError> {
+        self.tables.set_schemas(crate::tables::schemas(Some(&self.schemas_dir))?);
+        Ok(())
+    }
+
     /// The devices.
     pub fn devices(&self) -> &Arc<DeviceRegistry> {
         &self.devices
@@ -325,7 +395,14 @@ impl Pipeline {
         if age.is_none() && bytes.is_none() {
             return Ok(Default::default());
         }
-        Ok(self.store.apply_retention(crate::time::LogTime::now(), age, bytes)?)
+        let now = crate::time::LogTime::now();
+        if let Some(age) = age {
+            // Table rows go with the lines they came from (by age; the size limit is the raw
+            // store's, which holds by far the most).
+            let cutoff = now.micros().saturating_sub(i64::try_from(age.as_micros()).unwrap_or(i64::MAX));
+            self.tables.remove_before(cutoff)?;
+        }
+        Ok(self.store.apply_retention(now, age, bytes)?)
     }
 
     /// Dispatches lines to their devices and makes them durable; returns once they are.
@@ -480,7 +557,7 @@ fn write_rounds(
     store: &RawStore,
     stats: &LogStats,
     gate: &std::sync::Mutex<()>,
-    stored: &std::sync::mpsc::SyncSender<Vec<(Arc<str>, RawLine)>>,
+    stored: &std::sync::mpsc::SyncSender<Batch>,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let _open = gate.lock().unwrap_or_else(|p| p.into_inner());
@@ -521,25 +598,157 @@ fn write_rounds(
         if ok {
             // Classification must not hold back the store: when it lags, the batch is left to
             // `replay` and counted.
-            if let Err(std::sync::mpsc::TrySendError::Full(b)) = stored.try_send(batch) {
+            if let Err(std::sync::mpsc::TrySendError::Full(Batch::Lines(b))) = stored.try_send(Batch::Lines(batch)) {
                 stats.unclassified.fetch_add(b.len() as u64, Ordering::Relaxed);
             }
         }
     }
 }
 
+/// What the classification thread is handed.
+enum Batch {
+    /// Lines just made durable.
+    Lines(Vec<(Arc<str>, RawLine)>),
+    /// Seal the open table segments now and say when done.
+    Flush(std::sync::mpsc::Sender<Result<(), String>>),
+}
+
+/// Puts classified lines into their tables and seals them from time to time, keeping the
+/// checkpoint: per device, the receive time of the last line it has classified.
+struct Tabulator {
+    tables: Arc<octo_tables::TableStore>,
+    progress: std::collections::BTreeMap<String, i64>,
+    last_flush: std::time::Instant,
+    every: std::time::Duration,
+}
+
+impl Tabulator {
+    fn new(tables: Arc<octo_tables::TableStore>, every: std::time::Duration) -> Tabulator {
+        Tabulator { tables, progress: Default::default(), last_flush: std::time::Instant::now(), every }
+    }
+
+    /// Records a line of `device` as classified, and its row when it has one.
+    fn add(
+        &mut self,
+        device: &str,
+        line: &RawLine,
+        m: &crate::message::Syslog<'_>,
+        hit: Option<&crate::classify::Classified<'_>>,
+    ) -> Result<(), octo_tables::TableError> {
+        match self.progress.get_mut(device) {
+            Some(t) => *t = (*t).max(line.received.micros()),
+            None => {
+                self.progress.insert(device.to_owned(), line.received.micros());
+            }
+        }
+        let Some(hit) = hit else { return Ok(()) };
+        // Octopussy's canonical patterns capture the header's time and host; the fixed columns
+        // `time` and `device` hold them.
+        let canonical = hit.message.subject == crate::services::Subject::Canonical;
+        let fields: Vec<(&str, &str)> = hit
+            .fields
+            .iter()
+            .filter(|(k, _)| !(canonical && matches!(*k, "datetime" | "device")))
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        let row = octo_tables::Row {
+            time: m.timestamp.unwrap_or(line.received).micros(),
+            received: line.received.micros(),
+            device,
+            service: hit.service,
+            message: &hit.message.id,
+            taxonomy: &hit.message.taxonomy,
+            level: hit.message.level.name(),
+            fields: &fields,
+        };
+        if self.tables.append(&hit.message.table, &row)? {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Seals what is open when it is time.
+    fn tick(&mut self) {
+        if self.last_flush.elapsed() >= self.every {
+            if let Err(e) = self.flush() {
+                tracing::error!(error = %e, "the tables could not be flushed; retrying later");
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), octo_tables::TableError> {
+        self.last_flush = std::time::Instant::now();
+        self.tables.flush(&self.progress)
+    }
+}
+
+/// Classifies the lines stored after the tables' checkpoint (those a crash or a stop kept out
+/// of the tables), then flushes; returns how many lines were read. A store whose tables never
+/// flushed starts from now: run with the tables emptied to classify a whole raw store.
+fn catch_up(
+    classifier: &crate::classify::Classifier,
+    store: &RawStore,
+    devices: &DeviceRegistry,
+    tabulator: &mut Tabulator,
+    default_zone: TimeZoneSpec,
+) -> Result<u64, PipelineError> {
+    let (checkpoint, written) = tabulator.tables.checkpoint();
+    if !written {
+        tabulator.flush()?;
+        return Ok(0);
+    }
+    let all = classifier.services().to_vec();
+    let mut n = 0;
+    for entry in devices.list() {
+        let device = &entry.device;
+        let services = if device.services.is_empty() { &all } else { &device.services };
+        let plan = classifier.plan(services);
+        let timezone = device.timezone.unwrap_or(default_zone);
+        // Lines after the last one classified; a device the checkpoint does not know has had
+        // none classified yet.
+        let from = checkpoint.devices.get(&device.name).map(|t| crate::time::LogTime(t + 1));
+        for line in store.read(&device.name, from, None)? {
+            let line = line?;
+            n += 1;
+            let text = String::from_utf8_lossy(&line.bytes);
+            let m = parse(&text, &ParseContext { received: line.received, timezone });
+            let hit = if device.status == crate::device::DeviceStatus::Active {
+                classifier.classify_with(&plan, &text, &m, &device.name)
+            } else {
+                None
+            };
+            tabulator.add(&device.name, &line, &m, hit.as_ref())?;
+        }
+    }
+    tabulator.flush()?;
+    Ok(n)
+}
+
 /// The classification thread: lines of active devices are classified with their device's
-/// services; those whose message observes something become evidence.
+/// services into their tables; those whose message observes something become evidence.
 fn classify_stored(
-    rx: std::sync::mpsc::Receiver<Vec<(Arc<str>, RawLine)>>,
+    rx: std::sync::mpsc::Receiver<Batch>,
     library: &std::sync::RwLock<Arc<crate::classify::Classifier>>,
     devices: &DeviceRegistry,
     stats: &LogStats,
     default_zone: TimeZoneSpec,
     evidence: &mpsc::Sender<Evidence>,
+    mut tabulator: Tabulator,
 ) {
     use crate::device::DeviceStatus;
-    while let Ok(batch) = rx.recv() {
+    loop {
+        let batch = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(Batch::Lines(b)) => b,
+            Ok(Batch::Flush(done)) => {
+                let _ = done.send(tabulator.flush().map_err(|e| e.to_string()));
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                tabulator.tick();
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let classifier = library.read().unwrap_or_else(|p| p.into_inner()).clone();
         let all = classifier.services().to_vec();
         // Lines of a batch mostly come from few devices: look each device and its plan up once.
@@ -552,13 +761,22 @@ fn classify_stored(
                 last = Some((device.clone(), entry, plan));
             }
             let Some((_, entry, plan)) = &last else { continue };
-            if entry.device.status != DeviceStatus::Active {
-                continue;
-            }
             let timezone = entry.device.timezone.unwrap_or(default_zone);
             let text = String::from_utf8_lossy(&line.bytes);
             let m = parse(&text, &ParseContext { received: line.received, timezone });
-            match classifier.classify_with(plan, &text, &m, &device) {
+            let hit = if entry.device.status == DeviceStatus::Active {
+                classifier.classify_with(plan, &text, &m, &device)
+            } else {
+                None
+            };
+            if let Err(e) = tabulator.add(&device, &line, &m, hit.as_ref()) {
+                stats.table_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "a classified line could not be put in its table");
+            }
+            if entry.device.status != DeviceStatus::Active {
+                continue;
+            }
+            match hit {
                 None => {
                     stats.unknown.fetch_add(1, Ordering::Relaxed);
                 }
@@ -572,7 +790,7 @@ fn classify_stored(
                         service: hit.service.to_owned(),
                         message: hit.message.id.clone(),
                         received: line.received,
-                        objects: hit.observations(),
+                        objects: hit.observations(&device, entry.device.address.or(line.peer.map(|p| p.ip()))),
                     };
                     if evidence.try_send(e).is_err() {
                         stats.evidence_dropped.fetch_add(1, Ordering::Relaxed);
@@ -580,5 +798,9 @@ fn classify_stored(
                 }
             }
         }
+        tabulator.tick();
+    }
+    if let Err(e) = tabulator.flush() {
+        tracing::error!(error = %e, "the tables could not be flushed on stopping");
     }
 }

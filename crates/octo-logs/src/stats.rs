@@ -36,6 +36,8 @@ pub struct LogStats {
     pub unclassified: AtomicU64,
     /// Evidence for the graph dropped because its consumer lagged or was absent.
     pub evidence_dropped: AtomicU64,
+    /// Classified lines that could not be put in their table (the table store failed).
+    pub table_errors: AtomicU64,
 }
 
 impl LogStats {

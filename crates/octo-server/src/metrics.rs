@@ -188,6 +188,7 @@ impl Metrics {
             ("classified_lines", int(stats.classified.load(Relaxed))),
             ("unknown_lines", int(stats.unknown.load(Relaxed))),
             ("unclassified_lines", int(stats.unclassified.load(Relaxed))),
+            ("table_errors", int(stats.table_errors.load(Relaxed))),
             ("evidence_dropped", int(stats.evidence_dropped.load(Relaxed))),
             ("devices", int(devices as u64)),
             ("raw_store_bytes", int(store_bytes)),

@@ -209,3 +209,83 @@ async fn services_are_managed_through_the_api_and_apply_at_once() {
 fn line_at(text: &str) -> RawLine {
     line("2026-12-01T10:00:00Z", text)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_answer_rows_and_grouped_counts() {
+    let s = common::server(false, &[]);
+    let logs = Pipeline::open(
+        &s.dir.path().join("logs.d"),
+        LogsConfig { new_devices: octo_logs::device::NewDevices::Active, ..LogsConfig::default() },
+    )
+    .unwrap();
+    s.state.set_logs(logs.clone());
+    let lines: Vec<RawLine> = (0..40)
+        .map(|i| {
+            let text = if i % 4 == 0 {
+                format!(
+                    "<38>Dec  1 10:{i:02}:00 web1 sshd[42]: Accepted publickey for alice from 192.0.2.1 port {i} ssh2"
+                )
+            } else {
+                format!(
+                    "<38>Dec  1 10:{i:02}:00 web1 sshd[42]: Failed password for root from 203.0.113.{} port {i} ssh2",
+                    i % 2
+                )
+            };
+            line(&format!("2026-12-01T10:{i:02}:00Z"), &text)
+        })
+        .collect();
+    logs.ingest(lines).await.unwrap();
+    tokio::task::spawn_blocking({
+        let l = logs.clone();
+        move || l.flush_tables()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let (status, body) = s.send(Method::GET, "/logs/tables", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let auth = body.as_array().unwrap().iter().find(|t| t["name"] == "Auth").unwrap().clone();
+    assert_eq!(auth["rows"], 40);
+    assert_eq!(auth["columns"]["src_ip"], "ip");
+    let (status, body) = s
+        .send(
+            Method::GET,
+            "/logs/tables/Auth/counts?filter=taxonomy%3DAuth.Failure&group=src_ip&from=2026-12-01",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["groups"], json!([{"src_ip": "203.0.113.1", "count": 20}, {"src_ip": "203.0.113.0", "count": 10}]));
+    assert_eq!(body["matched"], 30);
+    let (status, body) =
+        s.send(Method::GET, "/logs/tables/Auth/counts?bucket=15m&filter=user%3Dalice", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["groups"][0], json!({"time": "2026-12-01T10:00:00Z", "count": 4}));
+    let (status, body) = s
+        .send(
+            Method::GET,
+            "/logs/tables/Auth/rows?filter=src_ip~192.0.2.0%2F24&filter=src_port%3E%3D30&limit=2",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["matched"], 2, "{body}");
+    let rows = body["rows"].as_array().unwrap();
+    assert_eq!((rows.len(), &rows[0]["src_port"], &rows[0]["time"]), (2, &json!(36), &json!("2026-12-01T10:36:00Z")));
+    for (path, status) in [
+        ("/logs/tables/Nope/rows", StatusCode::NOT_FOUND),
+        ("/logs/tables/Auth/rows?filter=colour%3Dred", StatusCode::BAD_REQUEST),
+        ("/logs/tables/Auth/rows?filter=src_port%3Dssh", StatusCode::BAD_REQUEST),
+        ("/logs/tables/Auth/rows?last=forever", StatusCode::BAD_REQUEST),
+        ("/logs/tables/Auth/rows?group=user", StatusCode::BAD_REQUEST),
+        ("/logs/tables/Auth/counts", StatusCode::BAD_REQUEST),
+        ("/logs/tables/Auth/counts?group=a,b,c,d,e", StatusCode::BAD_REQUEST),
+        ("/logs/tables/Auth/rows?limit=1000000", StatusCode::BAD_REQUEST),
+    ] {
+        let (got, body) = s.send(Method::GET, path, None, None).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body["detail"].is_string(), "{path}: {body}");
+    }
+}

@@ -20,6 +20,24 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         passes: usize,
     },
+    /// Fill the `Auth` table with synthetic sshd rows and time the questions asked of it, first
+    /// "failed logins per source address over the last 24 h" (docs/PERFORMANCE.md).
+    Tables {
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: u64,
+        /// Days the rows are spread over, ending now (1: every row is in the last 24 h).
+        #[arg(long, default_value_t = 1)]
+        days: u64,
+        /// Where the tables go (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Warm runs of each query.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// Only the n-th query (1–4).
+        #[arg(long)]
+        query: Option<usize>,
+    },
     /// Syslog over TCP on loopback into the raw store, end to end: lines per second and peak
     /// memory; `--rsyslog` runs rsyslog (imtcp -> omfile) on the same load (docs/PERFORMANCE.md).
     Syslog {
@@ -133,6 +151,7 @@ pub enum BenchCommand {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Classify { file, services, passes } => classify(&file, &services, passes),
+        BenchCommand::Tables { rows, days, dir, runs, query } => crate::bench_tables::run(rows, days, dir, runs, query),
         BenchCommand::Syslog { lines, connections, rsyslog, dir } => {
             crate::bench_syslog::run(lines, connections, rsyslog, dir)
         }

@@ -88,10 +88,17 @@ fn observe(
         catalog.ooi_from_json(&json!({"object_type": "Hostname", "network": "Network|internet", "name": device}))?;
     let mut result = vec![network, host.clone()];
     for mut o in objects {
-        // `IPAddress` is abstract: the address decides which.
+        // `IPAddress` is abstract: the address decides which, for objects and for references
+        // (`IPAddress|internet|192.0.2.1`).
         if o.get("object_type").and_then(Value::as_str) == Some("IPAddress") {
             let v6 = o.get("address").and_then(Value::as_str).is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
             o.insert("object_type".into(), (if v6 { "IPAddressV6" } else { "IPAddressV4" }).into());
+        }
+        for v in o.values_mut() {
+            if let Some(rest) = v.as_str().and_then(|s| s.strip_prefix("IPAddress|")) {
+                let v6 = rest.rsplit('|').next().is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+                *v = format!("{}|{rest}", if v6 { "IPAddressV6" } else { "IPAddressV4" }).into();
+            }
         }
         match catalog.ooi_from_json(&Value::Object(o)) {
             Ok(ooi) => result.push(ooi),

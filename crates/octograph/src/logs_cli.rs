@@ -209,11 +209,17 @@ pub fn services(config: &Config, cmd: ServicesCommand) -> anyhow::Result<()> {
             }
             let dir = services_dir(config);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            // Read and check every file before writing any.
+            // Read and check every file before writing any. Octopussy's table files, given
+            // among its service files, are imported as tables.
             let mut parsed = Vec::new();
+            let mut table_files = Vec::new();
             for f in &files {
                 let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
                 let source = f.display().to_string();
+                if octo_logs::tables::is_octopussy_table(&text) {
+                    table_files.push(f.clone());
+                    continue;
+                }
                 let s = if text.trim_start().starts_with('<') {
                     octopussy::parse(&text, &source)?
                 } else {
@@ -226,11 +232,13 @@ pub fn services(config: &Config, cmd: ServicesCommand) -> anyhow::Result<()> {
                 }
                 parsed.push((s, target));
             }
+            let tables = read_schemas(&table_files)?;
             for (s, target) in parsed {
                 std::fs::write(&target, native::to_toml(&s))
                     .with_context(|| format!("writing {}", target.display()))?;
                 eprintln!("service {} imported ({} messages)", s.name, s.messages.len());
             }
+            save_schemas(config, tables, replace)?;
         }
         ServicesCommand::Suggest { device, from, to, toml } => {
             let store = RawStore::open_read_only(&config.logs_dir().join("raw"))?;
@@ -308,6 +316,159 @@ pub fn replay(
         };
         if written.is_err() {
             return Ok(()); // the reader went away
+        }
+    }
+    let _ = out.flush();
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum TablesCommand {
+    /// Every table with its columns, rows and size, one JSON document per line.
+    List,
+    /// Rows of a table, newest first, or with `--group`/`--bucket` their counts, one JSON
+    /// document per line. Reads what the server has sealed (at most `[logs]
+    /// table_flush_seconds` behind it); the API's `/logs/tables` sees everything.
+    Query {
+        table: String,
+        /// From this time (RFC 3339, a date, or epoch milliseconds; inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// To this time (exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// The last span of time up to now (`15m`, `24h`, `7d`), instead of `--from`.
+        #[arg(long)]
+        last: Option<String>,
+        /// A condition, repeatable, all must hold: `src_ip=203.0.113.9`, `level=warning|error`,
+        /// `src_port<1024`, `user~adm*`, `src_ip~10.0.0.0/8`, `taxonomy!=Auth.Success`.
+        #[arg(long = "where")]
+        filters: Vec<String>,
+        /// Count rows grouped by these columns (comma-separated) instead of printing them.
+        #[arg(long)]
+        group: Option<String>,
+        /// Count rows per time bucket of this span (`1h`): a time series.
+        #[arg(long)]
+        bucket: Option<String>,
+        /// At most this many rows or groups (default 100).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Import table schemas: Octopussy table files (XML) unchanged, or native TOML; the server
+    /// types new rows by them within a second.
+    Import {
+        files: Vec<std::path::PathBuf>,
+        /// Replace an imported schema of the same name.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+fn tables_dir(config: &Config) -> std::path::PathBuf {
+    config.logs_dir().join("tables")
+}
+
+fn schemas_dir(config: &Config) -> std::path::PathBuf {
+    config.logs_dir().join("schemas")
+}
+
+/// Reads and checks table schema files, Octopussy XML or native TOML.
+fn read_schemas(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<octo_tables::TableSchema>> {
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let source = f.display().to_string();
+        out.push(if text.trim_start().starts_with('<') {
+            octo_logs::tables::parse_octopussy(&text, &source)?
+        } else {
+            octo_tables::TableSchema::from_toml(&text, &source).map_err(anyhow::Error::msg)?
+        });
+    }
+    Ok(out)
+}
+
+fn save_schemas(config: &Config, schemas: Vec<octo_tables::TableSchema>, replace: bool) -> anyhow::Result<()> {
+    let dir = schemas_dir(config);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut targets = Vec::new();
+    for s in schemas {
+        let target = dir.join(format!("{}.toml", s.name));
+        if target.exists() && !replace {
+            bail!("table '{}' is already imported (--replace replaces it)", s.name);
+        }
+        targets.push((s, target));
+    }
+    for (s, target) in targets {
+        std::fs::write(&target, s.to_toml()).with_context(|| format!("writing {}", target.display()))?;
+        eprintln!("table {} imported ({} typed columns)", s.name, s.columns.len());
+    }
+    Ok(())
+}
+
+pub fn tables(config: &Config, cmd: TablesCommand) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let open = || -> anyhow::Result<octo_tables::TableStore> {
+        let dir = tables_dir(config);
+        let store = octo_tables::TableStore::open_read_only(&dir, octo_tables::TableOptions::default())
+            .with_context(|| format!("no tables in {} yet (serve creates them)", dir.display()))?;
+        store.set_schemas(octo_logs::tables::schemas(Some(&schemas_dir(config)))?);
+        Ok(store)
+    };
+    match cmd {
+        TablesCommand::List => {
+            for t in open()?.tables() {
+                let line = serde_json::json!({
+                    "name": t.schema.name, "description": t.schema.description, "rows": t.rows,
+                    "segments": t.segments, "bytes": t.bytes, "columns": t.columns,
+                });
+                if writeln!(out, "{line}").is_err() {
+                    break;
+                }
+            }
+        }
+        TablesCommand::Query { table, from, to, last, filters, group, bucket, limit } => {
+            let limit = limit.map(|l| l.to_string());
+            let mut pairs: Vec<(&str, &str)> = Vec::new();
+            for (k, v) in [
+                ("from", &from),
+                ("to", &to),
+                ("last", &last),
+                ("group", &group),
+                ("bucket", &bucket),
+                ("limit", &limit),
+            ] {
+                if let Some(v) = v {
+                    pairs.push((k, v));
+                }
+            }
+            pairs.extend(filters.iter().map(|f| ("filter", f.as_str())));
+            let q = octo_logs::tables::query_from_params(&table, pairs, LogTime::now()).map_err(anyhow::Error::msg)?;
+            let outcome = open()?.query(&q)?;
+            match outcome.answer {
+                octo_tables::Answer::Rows(rows) => {
+                    for r in rows {
+                        if writeln!(out, "{}", serde_json::Value::Object(r)).is_err() {
+                            break;
+                        }
+                    }
+                }
+                octo_tables::Answer::Groups(groups) => {
+                    for g in groups {
+                        let mut o: serde_json::Map<String, serde_json::Value> = g.key.into_iter().collect();
+                        o.insert("count".into(), g.count.into());
+                        if writeln!(out, "{}", serde_json::Value::Object(o)).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            eprintln!("{} rows matched of {} scanned", outcome.matched, outcome.scanned);
+        }
+        TablesCommand::Import { files, replace } => {
+            if files.is_empty() {
+                bail!("name at least one table file");
+            }
+            save_schemas(config, read_schemas(&files)?, replace)?;
         }
     }
     let _ = out.flush();

@@ -11,6 +11,7 @@ mod bench_bits;
 mod bench_server;
 mod bench_stream;
 mod bench_syslog;
+mod bench_tables;
 mod config;
 mod evidence;
 mod logs_cli;
@@ -79,6 +80,10 @@ enum Command {
     /// native TOML), test a line.
     #[command(subcommand)]
     Services(logs_cli::ServicesCommand),
+    /// The tables of classified lines: list them, query rows and grouped counts, import
+    /// schemas (Octopussy table XML or native TOML).
+    #[command(subcommand)]
+    Tables(logs_cli::TablesCommand),
     /// Print a device's stored lines received in a time range, with their parsed headers, one
     /// JSON document per line (Octopussy's octo_replay); works beside a running server.
     Replay {
@@ -377,6 +382,13 @@ fn serve(
             e.abort();
         }
         receivers.shutdown().await;
+        // Seal the tables, so that the next start has no lines to classify again.
+        let l = logs.clone();
+        match tokio::task::spawn_blocking(move || l.flush_tables()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the tables could not be sealed; the next start classifies again"),
+            Err(e) => tracing::warn!(error = %e, "sealing the tables failed"),
+        }
         tracing::info!("stopped");
         anyhow::Ok(())
     })
@@ -396,9 +408,12 @@ async fn logs_housekeeping(logs: std::sync::Arc<octo_logs::Pipeline>) {
             if let Err(e) = l.devices().reload_if_changed() {
                 tracing::warn!(error = %e, "re-reading the devices failed");
             }
-            // Services imported by the command line apply without a restart.
+            // Services and table schemas imported by the command line apply without a restart.
             let now = l.services_stamp();
             if now != before {
+                if let Err(e) = l.reload_schemas() {
+                    tracing::warn!(error = %e, "the changed table schemas do not load; the old ones stay");
+                }
                 match l.reload_services() {
                     Ok(()) => tracing::info!("services reloaded"),
                     Err(e) => tracing::warn!(error = %e, "the changed services do not load; the old ones stay"),
@@ -485,6 +500,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => return token(&config, &cli.org, &cmd),
         Command::Devices(cmd) => return logs_cli::devices(&config, cmd),
         Command::Services(cmd) => return logs_cli::services(&config, cmd),
+        Command::Tables(cmd) => return logs_cli::tables(&config, cmd),
         Command::Replay { device, from, to, raw } => return logs_cli::replay(&config, &device, from, to, raw),
         Command::Serve { ref syslog_udp, ref syslog_tcp, ref syslog_relp, .. } => {
             config.logs.udp.extend(syslog_udp);
@@ -499,7 +515,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let key = |k: &str| -> anyhow::Result<Reference> { Ok(Reference::parse(k, &catalog)?.into_reference()) };
     match cli.command {
         Command::Serve { log_json, .. } => serve(&config, orgs, engine, log_json)?,
-        Command::Token(_) | Command::Devices(_) | Command::Services(_) | Command::Replay { .. } => {
+        Command::Token(_)
+        | Command::Devices(_)
+        | Command::Services(_)
+        | Command::Tables(_)
+        | Command::Replay { .. } => {
             unreachable!("handled above")
         }
         Command::Types => {

@@ -597,6 +597,27 @@ fn failed_logins_become_observations_in_the_graph() {
     assert_eq!(status, 200);
     assert!(origins.contains("syslog/sshd"), "{origins}");
     assert!(origins.contains(&format!("Hostname|internet|{host}")), "{origins}");
+    // An accepted login: the device (here sending from 127.0.0.1) runs OpenSSH's server.
+    let status = Command::new("logger")
+        .args(["-n", "127.0.0.1", "-P", port_of(&server.tcp), "--tcp", "--rfc5424", "-t", "sshd", "-p", "auth.info"])
+        .args(["--", "Accepted publickey for alice from 198.51.100.4 port 5000 ssh2"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let instance = "SoftwareInstance%7CIPAddressV4%7Cinternet%7C127.0.0.1%7CSoftware%7COpenSSH%7C%7C";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut found = (0, String::new());
+    while std::time::Instant::now() < deadline {
+        found = http_get(&server.api, &format!("/default/object?reference={instance}"), &token);
+        if found.0 == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(found.0, 200, "{}", found.1);
+    let (status, origins) = http_get(&server.api, &format!("/default/origins?result={instance}"), &token);
+    assert_eq!(status, 200);
+    assert!(origins.contains("syslog/sshd"), "{origins}");
     let _ = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
     assert!(server.child.wait().unwrap().success());
 }

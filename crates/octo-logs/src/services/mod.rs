@@ -36,6 +36,22 @@ pub enum Level {
     Debug,
 }
 
+impl Level {
+    /// The lower-case name, as tables and the API show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Emergency => "emergency",
+            Level::Alert => "alert",
+            Level::Critical => "critical",
+            Level::Error => "error",
+            Level::Warning => "warning",
+            Level::Notice => "notice",
+            Level::Information => "information",
+            Level::Debug => "debug",
+        }
+    }
+}
+
 impl FromStr for Level {
     type Err = String;
 

@@ -302,10 +302,130 @@ pub(crate) async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
             "classified_lines": st.classified.load(Relaxed),
             "unknown_lines": st.unknown.load(Relaxed),
             "unclassified_lines": st.unclassified.load(Relaxed),
+            "table_errors": st.table_errors.load(Relaxed),
             "evidence_dropped": st.evidence_dropped.load(Relaxed),
             "devices": logs.devices().list().len(),
             "raw_store_bytes": logs.store().size()?,
         })))
     })
     .await
+}
+
+impl From<octo_tables::TableError> for ApiError {
+    fn from(e: octo_tables::TableError) -> Self {
+        use octo_tables::TableError;
+        match e {
+            TableError::NoTable(_) => ApiError::not_found(e.to_string()),
+            TableError::BadQuery(_) => ApiError::bad_request(e.to_string()),
+            _ => {
+                tracing::error!(error = %e, "table store failure");
+                ApiError::internal(e.to_string())
+            }
+        }
+    }
+}
+
+fn table_info(t: &octo_tables::store::TableInfo) -> Value {
+    json!({
+        "name": t.schema.name, "description": t.schema.description, "rows": t.rows,
+        "segments": t.segments, "bytes": t.bytes, "columns": t.columns,
+    })
+}
+
+/// The tables of classified lines: each with its columns and their types, rows and size.
+#[utoipa::path(get, path = "/logs/tables", tag = "Logs",
+    responses((status = 200, description = "[{name, description, rows, segments, bytes, columns}]", body = serde_json::Value)))]
+pub(crate) async fn list_tables(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let logs = s.logs()?;
+    blocking(move || Ok(Json(Value::Array(logs.tables().tables().iter().map(table_info).collect())))).await
+}
+
+/// One table.
+#[utoipa::path(get, path = "/logs/tables/{name}", tag = "Logs", params(("name" = String, Path)),
+    responses((status = 200, description = "{name, description, rows, segments, bytes, columns}", body = serde_json::Value),
+        (status = 404, body = super::ErrorBody)))]
+pub(crate) async fn get_table(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let logs = s.logs()?;
+    blocking(move || {
+        let tables = logs.tables().tables();
+        let t = tables
+            .iter()
+            .find(|t| t.schema.name == name)
+            .ok_or_else(|| ApiError::not_found(format!("no table named '{name}'")))?;
+        Ok(Json(table_info(t)))
+    })
+    .await
+}
+
+/// Runs a table query given by the query string (see [`octo_logs::tables::query_from_params`]).
+async fn run_query(s: AppState, name: String, p: Params, counts: bool) -> ApiResult<Json<Value>> {
+    let logs = s.logs()?;
+    let pairs = p.0.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let q = octo_logs::tables::query_from_params(&name, pairs, LogTime::now()).map_err(ApiError::bad_request)?;
+    if counts && !q.counts() {
+        return Err(ApiError::bad_request("counts need 'group' (columns) or 'bucket' (a span of time), or both"));
+    }
+    if !counts && q.counts() {
+        return Err(ApiError::bad_request("'group' and 'bucket' are for /counts; /rows returns rows"));
+    }
+    blocking(move || {
+        let started = std::time::Instant::now();
+        let out = logs.tables().query(&q)?;
+        let mut body = json!({
+            "matched": out.matched, "scanned": out.scanned,
+            "segments": {"read": out.segments.0, "skipped": out.segments.1},
+            "elapsed_ms": started.elapsed().as_secs_f64() * 1e3,
+        });
+        match out.answer {
+            octo_tables::Answer::Rows(rows) => {
+                body["rows"] = Value::Array(rows.into_iter().map(Value::Object).collect())
+            }
+            octo_tables::Answer::Groups(groups) => {
+                body["groups_total"] = out.groups.into();
+                body["groups"] = groups
+                    .into_iter()
+                    .map(|g| {
+                        let mut o: serde_json::Map<String, Value> = g.key.into_iter().collect();
+                        o.insert("count".into(), g.count.into());
+                        Value::Object(o)
+                    })
+                    .collect();
+            }
+        }
+        Ok(Json(body))
+    })
+    .await
+}
+
+/// A table's rows, newest first: in a time range (`from`, `to`, or `last` = `24h`), passing
+/// every `filter` (`src_ip=203.0.113.9`, `src_port<1024`, `user~adm*`, `src_ip~10.0.0.0/8`,
+/// `level=warning|error`), at most `limit` (100 unless given, at most 10,000).
+#[utoipa::path(get, path = "/logs/tables/{name}/rows", tag = "Logs",
+    params(("name" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query),
+        ("last" = Option<String>, Query), ("filter" = Option<Vec<String>>, Query), ("limit" = Option<usize>, Query)),
+    responses((status = 200, description = "{rows, matched, scanned, segments, elapsed_ms}", body = serde_json::Value),
+        (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+pub(crate) async fn table_rows(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> ApiResult<Json<Value>> {
+    run_query(s, name, p, false).await
+}
+
+/// Counts of a table's rows grouped by columns (`group=src_ip,user`) and/or by time
+/// (`bucket=1h`), with the same range and filters as `/rows`; the largest groups first (by time
+/// for a time series), at most `limit`.
+#[utoipa::path(get, path = "/logs/tables/{name}/counts", tag = "Logs",
+    params(("name" = String, Path), ("group" = Option<String>, Query), ("bucket" = Option<String>, Query),
+        ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("last" = Option<String>, Query),
+        ("filter" = Option<Vec<String>>, Query), ("limit" = Option<usize>, Query)),
+    responses((status = 200, description = "{groups: [{<column>: value, count}], groups_total, matched, scanned, segments, elapsed_ms}", body = serde_json::Value),
+        (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+pub(crate) async fn table_counts(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> ApiResult<Json<Value>> {
+    run_query(s, name, p, true).await
 }

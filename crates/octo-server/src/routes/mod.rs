@@ -98,4 +98,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logs::stats))
         .routes(routes!(logs::list_services))
         .routes(routes!(logs::get_service, logs::put_service, logs::delete_service))
+        .routes(routes!(logs::list_tables))
+        .routes(routes!(logs::get_table))
+        .routes(routes!(logs::table_rows))
+        .routes(routes!(logs::table_counts))
 }
