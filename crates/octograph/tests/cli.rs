@@ -620,6 +620,24 @@ fn failed_logins_become_observations_in_the_graph() {
     assert!(origins.contains("syslog/sshd"), "{origins}");
     let _ = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
     assert!(server.child.wait().unwrap().success());
+    // The server sealed its tables on stopping; the command line reads them.
+    let counts =
+        ok(&octograph(d, &["tables", "query", "Auth", "--where", "taxonomy=Auth.Failure", "--group", "src_ip"]));
+    assert_eq!(counts.trim(), r#"{"src_ip":"203.0.113.9","count":3}"#);
+    let rows = ok(&octograph(d, &["tables", "query", "Auth", "--last", "1h", "--limit", "1"]));
+    assert!(rows.contains(r#""message":"Sshd:accepted""#) && rows.contains(r#""user":"alice""#), "{rows}");
+    fails_with(&octograph(d, &["tables", "query", "Auth", "--where", "nonsense"]), "filter");
+    fails_with(&octograph(d, &["tables", "query", "Auth", "--where", "src_port=ssh"]), "holds numbers");
+    fails_with(&octograph(d, &["tables", "query", "Nope"]), "no table");
+    // Octopussy's table files import, typed by their field types.
+    let firewall =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/octopussy/tables/Firewall_Traffic.xml");
+    if firewall.exists() {
+        ok(&octograph(d, &["tables", "import", firewall.to_str().unwrap()]));
+        let list = ok(&octograph(d, &["tables", "list"]));
+        assert!(list.contains(r#""name":"Firewall_Traffic""#) && list.contains(r#""src_addr":"ip""#), "{list}");
+        fails_with(&octograph(d, &["tables", "import", firewall.to_str().unwrap()]), "already imported");
+    }
 }
 
 fn port_of(addr: &str) -> &str {
