@@ -36,8 +36,12 @@ struct Compiled {
     /// Exact programs (lower case) and globs.
     exact: Vec<String>,
     globs: Vec<String>,
-    /// Index of its required literal in the automaton.
+    /// Index of its required literal in the automaton, and a searcher for it (lower case).
     literal: Option<usize>,
+    finder: Option<memchr::memmem::Finder<'static>>,
+    /// The literal text the pattern starts with (patterns are anchored), lower case: a line
+    /// that does not start so is passed over with a few byte comparisons.
+    prefix: Vec<u8>,
 }
 
 impl Classified<'_> {
@@ -120,6 +124,9 @@ pub struct Classifier {
     plans: Mutex<HashMap<Vec<String>, Arc<Plan>>>,
 }
 
+/// Required literals looked for one by one before a line is scanned for all of them at once.
+const DIRECT_SEARCHES: usize = 8;
+
 thread_local! {
     static SEEN: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -141,7 +148,7 @@ impl Classifier {
             names.push(s.name.clone());
             for m in &s.messages {
                 let bad = |reason: String| ServiceError { source: s.name.clone(), message: Some(m.id.clone()), reason };
-                let (regex, groups, literal) = compile(&m.pattern).map_err(bad)?;
+                let (regex, groups, literal, prefix) = compile(&m.pattern).map_err(bad)?;
                 for object in &m.observe {
                     for value in object.values() {
                         for name in placeholders(value) {
@@ -153,7 +160,16 @@ impl Classifier {
                         }
                     }
                 }
-                let literal = literal.filter(|_| m.subject != Subject::Canonical).map(|l| {
+                // A literal inside the prefix says nothing more than the prefix does.
+                let in_prefix = |l: &String| {
+                    let l = l.to_ascii_lowercase();
+                    prefix.windows(l.len().max(1)).any(|w| w == l.as_bytes())
+                };
+                let literal = literal.filter(|l| m.subject != Subject::Canonical && !in_prefix(l));
+                let finder = literal
+                    .as_ref()
+                    .map(|l| memchr::memmem::Finder::new(l.to_ascii_lowercase().as_bytes()).into_owned());
+                let literal = literal.map(|l| {
                     literals.push(l);
                     literals.len() - 1
                 });
@@ -162,7 +178,17 @@ impl Classifier {
                     .iter()
                     .map(|p| p.to_ascii_lowercase())
                     .partition(|p| p.starts_with('*') || p.ends_with('*'));
-                messages.push(Compiled { def: m.clone(), service: si, regex, groups, exact, globs, literal });
+                messages.push(Compiled {
+                    def: m.clone(),
+                    service: si,
+                    regex,
+                    groups,
+                    exact,
+                    globs,
+                    literal,
+                    finder,
+                    prefix,
+                });
             }
         }
         // A full DFA: one table lookup per byte of the line (the default would pick an NFA for
@@ -263,21 +289,15 @@ impl Classifier {
         }
         SEEN.with(|seen| {
             let mut seen = seen.borrow_mut();
-            seen.clear();
-            seen.resize(self.literal_count.div_ceil(64), 0);
-            for hit in self.literals.find_overlapping_iter(line.as_bytes()) {
-                let id = hit.pattern().as_usize();
-                seen[id / 64] |= 1 << (id % 64);
-            }
+            // The first few required literals are looked for one by one in the line (lower
+            // case); when a line needs more, one Aho–Corasick scan answers for all of them.
+            let mut scanned = false;
+            let mut lower: Option<Vec<u8>> = None;
+            let mut searched = 0;
             let mut rest: Option<std::borrow::Cow<'_, str>> = None;
             let mut canonical: Option<String> = None;
             for &i in list {
                 let c = &self.messages[i];
-                if let Some(l) = c.literal {
-                    if seen[l / 64] & (1 << (l % 64)) == 0 {
-                        continue;
-                    }
-                }
                 if !c.takes(app.as_deref()) {
                     continue;
                 }
@@ -290,6 +310,30 @@ impl Classifier {
                         format!("{ts} {} {}", m.hostname.unwrap_or(device), rest_of(line, m))
                     }),
                 };
+                let head = subject.as_bytes().get(..c.prefix.len());
+                if !head.is_some_and(|h| h.eq_ignore_ascii_case(&c.prefix)) {
+                    continue;
+                }
+                if let (Some(l), Some(finder)) = (c.literal, &c.finder) {
+                    if !scanned && searched < DIRECT_SEARCHES {
+                        searched += 1;
+                        let lower = lower.get_or_insert_with(|| line.as_bytes().to_ascii_lowercase());
+                        if finder.find(lower).is_none() {
+                            continue;
+                        }
+                    } else if !scanned {
+                        seen.clear();
+                        seen.resize(self.literal_count.div_ceil(64), 0);
+                        for hit in self.literals.find_overlapping_iter(line.as_bytes()) {
+                            let id = hit.pattern().as_usize();
+                            seen[id / 64] |= 1 << (id % 64);
+                        }
+                        scanned = true;
+                    }
+                    if scanned && seen[l / 64] & (1 << (l % 64)) == 0 {
+                        continue;
+                    }
+                }
                 let mut locs = c.regex.capture_locations();
                 if c.regex.captures_read(&mut locs, subject.as_bytes()).is_none() {
                     continue;
@@ -330,8 +374,9 @@ fn glob(g: &str, s: &str) -> bool {
     }
 }
 
-/// A compiled pattern: its regex, the field of each group, and its longest required literal.
-type CompiledPattern = (Regex, Vec<Option<String>>, Option<String>);
+/// A compiled pattern: its regex, the field of each group, its longest required literal, and
+/// the literal text it starts with (lower case).
+type CompiledPattern = (Regex, Vec<Option<String>>, Option<String>, Vec<u8>);
 
 /// Compiles a pattern.
 fn compile(pattern: &str) -> Result<CompiledPattern, String> {
@@ -406,7 +451,25 @@ fn compile(pattern: &str) -> Result<CompiledPattern, String> {
         .map_err(|e| format!("column 1: {}", first_line(&e.to_string())))?;
     let literal = longest.trim().to_owned();
     let literal = (literal.len() >= 3 && !literal.contains(['.', '*', '+', '?'])).then_some(literal);
-    Ok((regex, groups, literal))
+    // The text before the first token, up to its first regex-active character (one made
+    // optional by `?`, `*` or `{` is not required).
+    let mut prefix = Vec::new();
+    if let Some((_, Part::Literal(text))) = parts.first() {
+        for c in text.bytes() {
+            if matches!(c, b'.' | b'*' | b'+' | b'?' | b'{' | b'}') {
+                if matches!(c, b'?' | b'*' | b'{') {
+                    prefix.pop();
+                }
+                break;
+            }
+            prefix.push(c.to_ascii_lowercase());
+        }
+        // A multi-byte character cut by `?` leaves half of it: keep whole characters only.
+        while std::str::from_utf8(&prefix).is_err() {
+            prefix.pop();
+        }
+    }
+    Ok((regex, groups, literal, prefix))
 }
 
 fn first_line(s: &str) -> String {

@@ -316,3 +316,38 @@ fn builtin_services_classify_device_lines() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The prefilters (the literal a pattern starts with, its required literal searched directly
+/// or, past the first few, by one scan for all) only ever skip messages that could not match.
+#[test]
+fn prefilters_skip_only_what_cannot_match() {
+    let mut text = String::from("name = \"Pre\"\nprograms = [\"app\"]\n");
+    // Twelve messages that start with a token and need a literal each: a line reaching the
+    // last one has had the first eight literals searched one by one, the rest by the scan.
+    for i in 0..12 {
+        text.push_str(&format!(
+            "[[message]]\nname = \"m{i}\"\npattern = '<@WORD:w@> marker{i:02} <@NUMBER:n@>'\nlevel = \"info\"\ntaxonomy = \"T\"\n"
+        ));
+    }
+    text.push_str(concat!(
+        "[[message]]\nname = \"optional\"\npattern = 'Connections? refused from <@IP:ip@>'\nlevel = \"info\"\ntaxonomy = \"T\"\n",
+        "[[message]]\nname = \"dotted\"\npattern = 'a.b done'\nlevel = \"info\"\ntaxonomy = \"T\"\n",
+    ));
+    let s = native::parse(&text, "pre.toml").unwrap();
+    let c = Classifier::new(&[s]).unwrap();
+    let names = vec!["Pre".to_owned()];
+    let id = |line: &str| {
+        let m = parse(line, &ctx());
+        c.classify(&names, line, &m, "d").map(|h| h.message.id.clone())
+    };
+    for i in [0, 7, 8, 11] {
+        assert_eq!(id(&format!("<13>Mar  1 10:00:00 h app: x MARKER{i:02} 5")), Some(format!("Pre:m{i}")), "m{i}");
+    }
+    assert_eq!(id("<13>Mar  1 10:00:00 h app: x marker12 5"), None);
+    // `s?` makes the `s` optional: the prefix is "Connection", in any case.
+    assert_eq!(id("<13>Mar  1 10:00:00 h app: connection refused from 192.0.2.1"), Some("Pre:optional".into()));
+    assert_eq!(id("<13>Mar  1 10:00:00 h app: CONNECTIONS refused from 192.0.2.1"), Some("Pre:optional".into()));
+    // A `.` in literal text is Octopussy's wildcard: the prefix stops before it.
+    assert_eq!(id("<13>Mar  1 10:00:00 h app: aXb done"), Some("Pre:dotted".into()));
+    assert_eq!(id("<13>Mar  1 10:00:00 h app: b done"), None);
+}
