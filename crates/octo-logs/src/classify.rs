@@ -30,7 +30,8 @@ pub struct Classified<'c> {
 struct Compiled {
     def: MessageDef,
     service: usize,
-    regex: Regex,
+    /// Its regex, run without the lazy DFA's pre-pass (see [`compile`]).
+    regex: regex_automata::meta::Regex,
     /// The field of each capture group (index = group number).
     groups: Vec<Option<String>>,
     /// Exact programs (lower case) and globs.
@@ -128,7 +129,9 @@ pub struct Classifier {
 const DIRECT_SEARCHES: usize = 8;
 
 thread_local! {
-    static SEEN: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per thread: the literals a line holds (a bit each), and the capture slots of a match.
+    static SEEN: (std::cell::RefCell<Vec<u64>>, std::cell::RefCell<Vec<Option<regex_automata::util::primitives::NonMaxUsize>>>) =
+        const { (std::cell::RefCell::new(Vec::new()), std::cell::RefCell::new(Vec::new())) };
 }
 
 impl Classifier {
@@ -287,7 +290,7 @@ impl Classifier {
         if list.is_empty() {
             return None;
         }
-        SEEN.with(|seen| {
+        SEEN.with(|(seen, slots)| {
             let mut seen = seen.borrow_mut();
             // The first few required literals are looked for one by one in the line (lower
             // case); when a line needs more, one Aho–Corasick scan answers for all of them.
@@ -334,14 +337,20 @@ impl Classifier {
                         continue;
                     }
                 }
-                let mut locs = c.regex.capture_locations();
-                if c.regex.captures_read(&mut locs, subject.as_bytes()).is_none() {
+                let hay = subject.as_bytes();
+                let input = regex_automata::Input::new(hay).anchored(regex_automata::Anchored::Yes);
+                let mut slots = slots.borrow_mut();
+                slots.clear();
+                slots.resize(c.regex.group_info().slot_len(), None);
+                if c.regex.search_slots(&input, &mut slots).is_none() {
                     continue;
                 }
                 let mut fields = Vec::new();
                 for (g, name) in c.groups.iter().enumerate() {
-                    if let (Some(name), Some((s, e))) = (name, locs.get(g)) {
-                        fields.push((name.as_str(), String::from_utf8_lossy(&subject.as_bytes()[s..e]).into_owned()));
+                    let span = slots.get(2 * g).copied().flatten().zip(slots.get(2 * g + 1).copied().flatten());
+                    if let (Some(name), Some((s, e))) = (name, span) {
+                        let (s, e) = (s.get(), e.get());
+                        fields.push((name.as_str(), String::from_utf8_lossy(&hay[s..e]).into_owned()));
                     }
                 }
                 return Some(Classified { service: &self.services[c.service], message: &c.def, fields });
@@ -376,7 +385,7 @@ fn glob(g: &str, s: &str) -> bool {
 
 /// A compiled pattern: its regex, the field of each group, its longest required literal, and
 /// the literal text it starts with (lower case).
-type CompiledPattern = (Regex, Vec<Option<String>>, Option<String>, Vec<u8>);
+type CompiledPattern = (regex_automata::meta::Regex, Vec<Option<String>>, Option<String>, Vec<u8>);
 
 /// Compiles a pattern.
 fn compile(pattern: &str) -> Result<CompiledPattern, String> {
@@ -443,11 +452,14 @@ fn compile(pattern: &str) -> Result<CompiledPattern, String> {
             }
         }
     }
-    let regex = RegexBuilder::new(&src)
-        .unicode(false)
-        .case_insensitive(true)
-        .size_limit(8 << 20)
-        .build()
+    // The lines are short and the patterns anchored: the one-pass DFA or the bounded
+    // backtracker find a match and its captures in one go, where the default first runs the
+    // lazy DFA over the line to find where the match ends (8 % of the time on sshd's lines).
+    // The semantics are the same whichever engine runs (leftmost-first, like Perl).
+    let regex = regex_automata::meta::Regex::builder()
+        .syntax(regex_automata::util::syntax::Config::new().unicode(false).utf8(false).case_insensitive(true))
+        .configure(regex_automata::meta::Config::new().hybrid(false).dfa(false).nfa_size_limit(Some(8 << 20)))
+        .build(&src)
         .map_err(|e| format!("column 1: {}", first_line(&e.to_string())))?;
     let literal = longest.trim().to_owned();
     let literal = (literal.len() >= 3 && !literal.contains(['.', '*', '+', '?'])).then_some(literal);
