@@ -583,16 +583,7 @@ fn failed_logins_become_observations_in_the_graph() {
         assert!(status.success());
     }
     let reference = "IPAddressV4%7Cinternet%7C203.0.113.9";
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let mut found = (0, String::new());
-    while std::time::Instant::now() < deadline {
-        found = http_get(&server.api, &format!("/default/object?reference={reference}"), &token);
-        if found.0 == 200 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    assert_eq!(found.0, 200, "{}", found.1);
+    wait_for_object(&server.api, reference, &token);
     let (status, origins) = http_get(&server.api, &format!("/default/origins?result={reference}"), &token);
     assert_eq!(status, 200);
     assert!(origins.contains("syslog/sshd"), "{origins}");
@@ -605,16 +596,7 @@ fn failed_logins_become_observations_in_the_graph() {
         .unwrap();
     assert!(status.success());
     let instance = "SoftwareInstance%7CIPAddressV4%7Cinternet%7C127.0.0.1%7CSoftware%7COpenSSH%7C%7C";
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let mut found = (0, String::new());
-    while std::time::Instant::now() < deadline {
-        found = http_get(&server.api, &format!("/default/object?reference={instance}"), &token);
-        if found.0 == 200 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    assert_eq!(found.0, 200, "{}", found.1);
+    wait_for_object(&server.api, instance, &token);
     let (status, origins) = http_get(&server.api, &format!("/default/origins?result={instance}"), &token);
     assert_eq!(status, 200);
     assert!(origins.contains("syslog/sshd"), "{origins}");
@@ -638,6 +620,20 @@ fn failed_logins_become_observations_in_the_graph() {
         assert!(list.contains(r#""name":"Firewall_Traffic""#) && list.contains(r#""src_addr":"ip""#), "{list}");
         fails_with(&octograph(d, &["tables", "import", firewall.to_str().unwrap()]), "already imported");
     }
+}
+
+/// Waits up to 15 s for an object (its reference URL-encoded) to be in the default graph.
+fn wait_for_object(api: &str, reference: &str, token: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut found = (0, String::new());
+    while std::time::Instant::now() < deadline {
+        found = http_get(api, &format!("/default/object?reference={reference}"), token);
+        if found.0 == 200 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("{reference} never appeared: {} {}", found.0, found.1);
 }
 
 fn port_of(addr: &str) -> &str {
