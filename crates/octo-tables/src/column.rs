@@ -141,6 +141,14 @@ impl ColumnBuilder {
         }
     }
 
+    /// Makes room for `rows` more rows.
+    pub fn reserve(&mut self, rows: usize) {
+        match self {
+            ColumnBuilder::Int(v) => v.reserve(rows),
+            ColumnBuilder::Text { codes, .. } => codes.reserve(rows),
+        }
+    }
+
     /// Rows so far.
     pub fn len(&self) -> usize {
         match self {

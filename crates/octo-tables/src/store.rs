@@ -117,7 +117,7 @@ pub(crate) struct Builder {
 }
 
 impl Builder {
-    fn new(schema: Arc<TableSchema>) -> Builder {
+    fn new(schema: Arc<TableSchema>, reserve: usize) -> Builder {
         let mut b = Builder {
             schema,
             rows: 0,
@@ -131,6 +131,9 @@ impl Builder {
         };
         for (name, ty) in FIXED {
             b.add_column(name, ty);
+        }
+        for c in &mut b.columns {
+            c.reserve(reserve);
         }
         b
     }
@@ -220,6 +223,9 @@ impl Builder {
 struct Open {
     tables: BTreeMap<String, Builder>,
     rows: usize,
+    /// Rows each table's last sealed segment had: the next one reserves as many, so its columns
+    /// do not grow by copying.
+    last_rows: BTreeMap<String, usize>,
 }
 
 /// Decoded columns of sealed segments, oldest evicted first.
@@ -334,7 +340,7 @@ impl TableStore {
             dir: dir.to_owned(),
             options,
             schemas: RwLock::new(BTreeMap::new()),
-            open: Mutex::new(Open { tables: BTreeMap::new(), rows: 0 }),
+            open: Mutex::new(Open { tables: BTreeMap::new(), rows: 0, last_rows: BTreeMap::new() }),
             sealed: RwLock::new(sealed),
             checkpoint: Mutex::new(checkpoint),
             had_checkpoint,
@@ -385,10 +391,12 @@ impl TableStore {
         }
         crate::schema::check_name(table).map_err(TableError::BadQuery)?;
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let open = &mut *open;
         let builder = match open.tables.get_mut(table) {
             Some(b) => b,
             None => {
-                let b = Builder::new(self.schema(table));
+                let reserve = open.last_rows.get(table).copied().unwrap_or(0);
+                let b = Builder::new(self.schema(table), reserve);
                 open.tables.entry(table.to_owned()).or_insert(b)
             }
         };
@@ -478,6 +486,10 @@ impl TableStore {
             sealed.entry(m.table.clone()).or_default().push(Arc::new(m));
         }
         drop(sealed);
+        let open = &mut *open;
+        for (table, b) in &open.tables {
+            open.last_rows.insert(table.clone(), b.rows);
+        }
         open.tables.clear();
         open.rows = 0;
         *checkpoint = next;
