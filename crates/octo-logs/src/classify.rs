@@ -112,8 +112,34 @@ impl Compiled {
 /// The candidates of one list of services (a device's), per program: get it once with
 /// [`Classifier::plan`] and classify many lines with it.
 pub struct Plan {
-    by_program: HashMap<String, Vec<usize>>,
-    any: Vec<usize>,
+    /// Looked up once per line: foldhash, not SipHash, which showed in the profile.
+    by_program: HashMap<String, Candidates, foldhash::fast::RandomState>,
+    any: Candidates,
+}
+
+/// The messages a line of one program may be, in the order they are tried, and the same per
+/// first byte of the message text (lower case): a message matched against the text whose
+/// pattern starts with a literal can only match text starting with that literal's first byte.
+struct Candidates {
+    all: Vec<usize>,
+    by_first: Vec<Vec<usize>>,
+}
+
+impl Candidates {
+    fn new(all: Vec<usize>, messages: &[Compiled]) -> Candidates {
+        let by_first = (0..=255u8)
+            .map(|b| {
+                all.iter()
+                    .copied()
+                    .filter(|&i| {
+                        let m = &messages[i];
+                        m.def.subject != Subject::Message || m.prefix.first().is_none_or(|&p| p == b)
+                    })
+                    .collect()
+            })
+            .collect();
+        Candidates { all, by_first }
+    }
 }
 
 /// The compiled library: every message of every service, ready to match.
@@ -250,7 +276,8 @@ impl Classifier {
                 .filter(|&i| takes_others(i) || self.messages[i].exact.contains(program))
                 .collect();
         }
-        let plan = Arc::new(Plan { by_program, any });
+        let by_program = by_program.into_iter().map(|(p, list)| (p, Candidates::new(list, &self.messages))).collect();
+        let plan = Arc::new(Plan { by_program, any: Candidates::new(any, &self.messages) });
         plans.insert(services.to_vec(), plan.clone());
         plan
     }
@@ -283,9 +310,13 @@ impl Classifier {
                 a.into()
             }
         });
-        let list = match &app {
+        let candidates = match &app {
             Some(a) => plan.by_program.get::<str>(a).unwrap_or(&plan.any),
             None => &plan.any,
+        };
+        let list = match m.msg.trim_start_matches(' ').as_bytes().first() {
+            Some(b) => &candidates.by_first[b.to_ascii_lowercase() as usize],
+            None => &candidates.all,
         };
         if list.is_empty() {
             return None;
@@ -452,13 +483,17 @@ fn compile(pattern: &str) -> Result<CompiledPattern, String> {
             }
         }
     }
-    // The lines are short and the patterns anchored: the one-pass DFA or the bounded
-    // backtracker find a match and its captures in one go, where the default first runs the
-    // lazy DFA over the line to find where the match ends (8 % of the time on sshd's lines).
-    // The semantics are the same whichever engine runs (leftmost-first, like Perl).
+    // The lines are short and the patterns anchored: a one-pass pattern's DFA finds a match
+    // and its captures in one go, where the default first runs the lazy DFA over the line to
+    // find where the match ends (8 % of the time on sshd's lines). The semantics are the same
+    // whichever engine runs (leftmost-first, like Perl).
+    // A pattern that is not one-pass keeps the lazy DFA: its pass rejects most lines at once
+    // and narrows the span the backtracker then works on.
+    let syntax = regex_automata::util::syntax::Config::new().unicode(false).utf8(false).case_insensitive(true);
+    let one_pass = regex_automata::dfa::onepass::DFA::builder().syntax(syntax).build(&src).is_ok();
     let regex = regex_automata::meta::Regex::builder()
-        .syntax(regex_automata::util::syntax::Config::new().unicode(false).utf8(false).case_insensitive(true))
-        .configure(regex_automata::meta::Config::new().hybrid(false).dfa(false).nfa_size_limit(Some(8 << 20)))
+        .syntax(syntax)
+        .configure(regex_automata::meta::Config::new().hybrid(!one_pass).dfa(false).nfa_size_limit(Some(8 << 20)))
         .build(&src)
         .map_err(|e| format!("column 1: {}", first_line(&e.to_string())))?;
     let literal = longest.trim().to_owned();
