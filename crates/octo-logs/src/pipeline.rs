@@ -683,8 +683,8 @@ impl Tabulator {
 }
 
 /// Classifies the lines stored after the tables' checkpoint (those a crash or a stop kept out
-/// of the tables), then flushes; returns how many lines were read. A store whose tables never
-/// flushed starts from now: run with the tables emptied to classify a whole raw store.
+/// of the tables), then flushes; returns how many lines were read. Tables that never flushed
+/// start from now.
 fn catch_up(
     classifier: &crate::classify::Classifier,
     store: &RawStore,
@@ -694,6 +694,13 @@ fn catch_up(
 ) -> Result<u64, PipelineError> {
     let (checkpoint, written) = tabulator.tables.checkpoint();
     if !written {
+        // Tables that never flushed beside a raw store that may hold years of lines (an
+        // upgrade): they start from now, every known device recorded as classified up to now,
+        // so that no later start classifies the old lines.
+        let now = crate::time::LogTime::now().micros();
+        for entry in devices.list() {
+            tabulator.progress.insert(entry.device.name.clone(), now);
+        }
         tabulator.flush()?;
         return Ok(0);
     }

@@ -159,3 +159,23 @@ fn rows_survive_kill_9_exactly_once() {
     let pipeline = wait_reopen(dir.path());
     assert_eq!(pipeline.tables().query(&Query::new("Auth")).unwrap().matched, 120, "and stays one");
 }
+
+#[test]
+fn tables_added_beside_an_old_raw_store_start_from_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::open(dir.path(), config()).unwrap();
+    pipeline.ingest_blocking(sshd_lines("old", 1, 30)).unwrap();
+    drop(pipeline);
+    // As if the raw store came from a version without tables.
+    let p = wait_reopen(dir.path());
+    drop(p);
+    std::fs::remove_dir_all(dir.path().join("tables")).unwrap();
+    let pipeline = wait_reopen(dir.path());
+    assert_eq!(pipeline.tables().query(&Query::new("Auth")).unwrap().matched, 0, "old lines are not classified");
+    pipeline.ingest_blocking(sshd_lines("new", 1, 3)).unwrap();
+    drop(pipeline);
+    let pipeline = wait_reopen(dir.path());
+    let mut q = Query::new("Auth");
+    q.group_by = vec!["device".into()];
+    assert_eq!(groups(&pipeline, &q), vec![(vec![json!("new")], 3)], "nor on any later start");
+}
