@@ -138,6 +138,15 @@ pub struct Group {
     pub count: u64,
 }
 
+impl Group {
+    /// The group as one JSON object: its key columns and `count`.
+    pub fn to_json(self) -> Value {
+        let mut o: Map<String, Value> = self.key.into_iter().collect();
+        o.insert("count".into(), self.count.into());
+        Value::Object(o)
+    }
+}
+
 /// The answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {

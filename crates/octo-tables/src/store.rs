@@ -251,6 +251,16 @@ pub struct TableInfo {
     pub columns: BTreeMap<String, ColumnType>,
 }
 
+impl TableInfo {
+    /// The table as the API and the command line list it.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.schema.name, "description": self.schema.description, "rows": self.rows,
+            "segments": self.segments, "bytes": self.bytes, "columns": self.columns,
+        })
+    }
+}
+
 /// The tables of one log data directory.
 pub struct TableStore {
     dir: PathBuf,
@@ -389,12 +399,13 @@ impl TableStore {
         if self.lock.is_none() {
             return Err(TableError::ReadOnly);
         }
-        crate::schema::check_name(table).map_err(TableError::BadQuery)?;
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let open = &mut *open;
         let builder = match open.tables.get_mut(table) {
             Some(b) => b,
             None => {
+                // Checked once per open segment, not per row: the name becomes a directory.
+                crate::schema::check_name(table).map_err(TableError::BadQuery)?;
                 let reserve = open.last_rows.get(table).copied().unwrap_or(0);
                 let b = Builder::new(self.schema(table), reserve);
                 open.tables.entry(table.to_owned()).or_insert(b)

@@ -417,11 +417,7 @@ pub fn tables(config: &Config, cmd: TablesCommand) -> anyhow::Result<()> {
     match cmd {
         TablesCommand::List => {
             for t in open()?.tables() {
-                let line = serde_json::json!({
-                    "name": t.schema.name, "description": t.schema.description, "rows": t.rows,
-                    "segments": t.segments, "bytes": t.bytes, "columns": t.columns,
-                });
-                if writeln!(out, "{line}").is_err() {
+                if writeln!(out, "{}", t.summary()).is_err() {
                     break;
                 }
             }
@@ -454,9 +450,7 @@ pub fn tables(config: &Config, cmd: TablesCommand) -> anyhow::Result<()> {
                 }
                 octo_tables::Answer::Groups(groups) => {
                     for g in groups {
-                        let mut o: serde_json::Map<String, serde_json::Value> = g.key.into_iter().collect();
-                        o.insert("count".into(), g.count.into());
-                        if writeln!(out, "{}", serde_json::Value::Object(o)).is_err() {
+                        if writeln!(out, "{}", g.to_json()).is_err() {
                             break;
                         }
                     }

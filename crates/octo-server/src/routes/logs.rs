@@ -325,19 +325,12 @@ impl From<octo_tables::TableError> for ApiError {
     }
 }
 
-fn table_info(t: &octo_tables::store::TableInfo) -> Value {
-    json!({
-        "name": t.schema.name, "description": t.schema.description, "rows": t.rows,
-        "segments": t.segments, "bytes": t.bytes, "columns": t.columns,
-    })
-}
-
 /// The tables of classified lines: each with its columns and their types, rows and size.
 #[utoipa::path(get, path = "/logs/tables", tag = "Logs",
     responses((status = 200, description = "[{name, description, rows, segments, bytes, columns}]", body = serde_json::Value)))]
 pub(crate) async fn list_tables(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let logs = s.logs()?;
-    blocking(move || Ok(Json(Value::Array(logs.tables().tables().iter().map(table_info).collect())))).await
+    blocking(move || Ok(Json(Value::Array(logs.tables().tables().iter().map(|t| t.summary()).collect())))).await
 }
 
 /// One table.
@@ -352,7 +345,7 @@ pub(crate) async fn get_table(State(s): State<AppState>, Path(name): Path<String
             .iter()
             .find(|t| t.schema.name == name)
             .ok_or_else(|| ApiError::not_found(format!("no table named '{name}'")))?;
-        Ok(Json(table_info(t)))
+        Ok(Json(t.summary()))
     })
     .await
 }
@@ -382,14 +375,7 @@ async fn run_query(s: AppState, name: String, p: Params, counts: bool) -> ApiRes
             }
             octo_tables::Answer::Groups(groups) => {
                 body["groups_total"] = out.groups.into();
-                body["groups"] = groups
-                    .into_iter()
-                    .map(|g| {
-                        let mut o: serde_json::Map<String, Value> = g.key.into_iter().collect();
-                        o.insert("count".into(), g.count.into());
-                        Value::Object(o)
-                    })
-                    .collect();
+                body["groups"] = groups.into_iter().map(octo_tables::Group::to_json).collect();
             }
         }
         Ok(Json(body))
