@@ -47,6 +47,11 @@ impl ApiError {
         ApiError { status: StatusCode::CONFLICT, message: message.into() }
     }
 
+    /// A service the server depends on (the Redis bus) cannot be reached (503).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: message.into() }
+    }
+
     /// A fault of ours, never of the input (500); logged where it happens.
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into() }

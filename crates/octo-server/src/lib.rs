@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+mod bus;
 pub mod error;
 pub mod metrics;
 pub mod params;
@@ -27,6 +28,7 @@ use octo_bits::BitEngine;
 use octo_graph::{Graph, Organisations};
 
 use crate::auth::{Principal, Role, Tokens};
+pub use crate::bus::EventBus;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 
@@ -89,6 +91,8 @@ pub struct Shared {
     pub(crate) shutting_down: tokio::sync::watch::Sender<bool>,
     /// The log pipeline, when this process receives syslog (`/logs/…` answers 404 otherwise).
     logs: std::sync::OnceLock<Arc<octo_logs::Pipeline>>,
+    /// Where change streams read events (the store's log unless a bus is set).
+    bus: std::sync::OnceLock<EventBus>,
 }
 
 impl AppState {
@@ -103,7 +107,21 @@ impl AppState {
             watchers: Default::default(),
             shutting_down: tokio::sync::watch::channel(false).0,
             logs: std::sync::OnceLock::new(),
+            bus: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Serves change streams from `bus` and starts forwarding every organisation's events to
+    /// it. Set once, before serving; without it streams read the store's own log.
+    pub fn set_event_bus(&self, bus: EventBus) {
+        if self.0.bus.set(bus.clone()).is_ok() {
+            bus.start_forwarding(self.0.organisations.clone(), self.0.shutting_down.subscribe());
+        }
+    }
+
+    /// Where change streams read events.
+    pub(crate) fn bus(&self) -> EventBus {
+        self.0.bus.get().cloned().unwrap_or_default()
     }
 
     /// Serves the log pipeline's devices, stored lines and counters under `/logs/`. Set once.
@@ -177,6 +195,7 @@ pub(crate) async fn write(
     let (state, client) = (s.clone(), client.to_owned());
     blocking(move || {
         let outcome = f(&g)?;
+        state.bus().forward_after_write(&client, &g);
         state.shared().metrics.observe_outcome(&client, &outcome);
         Ok(ok_null())
     })
@@ -243,6 +262,9 @@ pub async fn trim_events(state: &AppState, config: &ServerConfig) -> ApiResult<u
         blocking(move || Ok(s.shared().organisations.list()?)).await?
     };
     for org in organisations {
+        // The bus first: it forwards what it lacks, so nothing the store drops misses it.
+        let (s, o) = (state.clone(), org.clone());
+        total += blocking(move || s.bus().trim(&o, &*s.graph(&o)?, keep, before_ms)).await?;
         loop {
             let (s, org) = (state.clone(), org.clone());
             let removed = blocking(move || {

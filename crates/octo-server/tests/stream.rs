@@ -3,6 +3,36 @@
 
 mod common;
 
+use common::Bus;
+
+/// Runs each test twice: on the embedded store's log and on the Redis Streams bus.
+macro_rules! on_both_buses {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn store() {
+                super::$name(super::Bus::Store).await
+            }
+            #[tokio::test]
+            async fn redis() {
+                super::$name(super::Bus::Redis).await
+            }
+        }
+    )*};
+}
+
+on_both_buses!(
+    replay_then_live_then_resume_anywhere_without_gap_or_duplicate,
+    updates_carry_patches_and_deletes_their_cascade,
+    dependencies_inferences_and_deletes_as_the_consumer_asks,
+    bad_positions_and_unknown_organisations_are_refused,
+    recover_sends_the_graph_as_of_a_date_then_what_followed,
+    live_streams_filter_and_an_object_leaving_the_view_arrives_as_a_delete,
+    a_position_older_than_the_retention_gets_an_error_event,
+    markings_decide_who_sees_an_object,
+    a_consumer_that_falls_behind_the_retention_is_told,
+);
+
 use std::time::Duration;
 
 use axum::body::Body;
@@ -97,8 +127,8 @@ impl Stream {
     }
 }
 
-fn server() -> common::TestServer {
-    let s = common::server(false, &["acme"]);
+fn server(bus: Bus) -> common::TestServer {
+    let s = common::server_on(false, &["acme"], bus);
     s.state.set_heartbeat(Duration::from_millis(150));
     s
 }
@@ -108,9 +138,8 @@ async fn declare(s: &common::TestServer, ooi: Value) {
     assert_eq!(st, 200, "{v}");
 }
 
-#[tokio::test]
-async fn replay_then_live_then_resume_anywhere_without_gap_or_duplicate() {
-    let s = server();
+async fn replay_then_live_then_resume_anywhere_without_gap_or_duplicate(bus: Bus) {
+    let s = server(bus);
     declare(&s, json!({"object_type": "Network", "name": "internet"})).await;
     declare(&s, json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": "198.51.100.7"})).await;
     declare(&s, json!({"object_type": "Hostname", "network": "Network|internet", "name": "example.com"})).await;
@@ -175,9 +204,8 @@ async fn replay_then_live_then_resume_anywhere_without_gap_or_duplicate() {
     assert!(nothing.is_empty());
 }
 
-#[tokio::test]
-async fn updates_carry_patches_and_deletes_their_cascade() {
-    let s = server();
+async fn updates_carry_patches_and_deletes_their_cascade(bus: Bus) {
+    let s = server(bus);
     declare(&s, json!({"object_type": "Network", "name": "internet"})).await;
     declare(&s, json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": "192.0.2.7"})).await;
     let mut stream = Stream::open(&s, "", None).await;
@@ -226,9 +254,8 @@ async fn updates_carry_patches_and_deletes_their_cascade() {
     assert!(listed.contains(&&port.data["data"]["id"]), "{listed:?}");
 }
 
-#[tokio::test]
-async fn dependencies_inferences_and_deletes_as_the_consumer_asks() {
-    let s = server();
+async fn dependencies_inferences_and_deletes_as_the_consumer_asks(bus: Bus) {
+    let s = server(bus);
     declare(&s, json!({"object_type": "Network", "name": "internet"})).await;
     declare(&s, json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": "192.0.2.9"})).await;
     let (st, _) = s
@@ -287,17 +314,15 @@ async fn dependencies_inferences_and_deletes_as_the_consumer_asks() {
     assert!(seen.iter().all(|f| f.event != "delete"), "{:?}", seen.iter().map(|f| &f.event).collect::<Vec<_>>());
 }
 
-#[tokio::test]
-async fn bad_positions_and_unknown_organisations_are_refused() {
-    let s = server();
+async fn bad_positions_and_unknown_organisations_are_refused(bus: Bus) {
+    let s = server(bus);
     s.fails(axum::http::Method::GET, "/acme/stream?from=yesterday", None, 400).await;
     s.fails(axum::http::Method::GET, "/acme/stream?with-inferences=maybe", None, 400).await;
     s.fails(axum::http::Method::GET, "/ghost/stream", None, 404).await;
 }
 
-#[tokio::test]
-async fn recover_sends_the_graph_as_of_a_date_then_what_followed() {
-    let s = server();
+async fn recover_sends_the_graph_as_of_a_date_then_what_followed(bus: Bus) {
+    let s = server(bus);
     declare(&s, json!({"object_type": "Network", "name": "internet"})).await;
     declare(&s, json!({"object_type": "Hostname", "network": "Network|internet", "name": "before.example"})).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -350,9 +375,8 @@ async fn recover_sends_the_graph_as_of_a_date_then_what_followed() {
     s.fails(axum::http::Method::GET, "/acme/stream?recover=someday", None, 400).await;
 }
 
-#[tokio::test]
-async fn live_streams_filter_and_an_object_leaving_the_view_arrives_as_a_delete() {
-    let s = server();
+async fn live_streams_filter_and_an_object_leaving_the_view_arrives_as_a_delete(bus: Bus) {
+    let s = server(bus);
     use axum::http::Method;
     // Management: create, list, get, update, delete, and refusals.
     let body = json!({"name": "open ports", "filters": {"mode": "and", "filters": [
@@ -414,9 +438,8 @@ async fn live_streams_filter_and_an_object_leaving_the_view_arrives_as_a_delete(
     s.fails(Method::GET, &format!("/acme/streams/{id}"), None, 404).await;
 }
 
-#[tokio::test]
-async fn a_position_older_than_the_retention_gets_an_error_event() {
-    let s = server();
+async fn a_position_older_than_the_retention_gets_an_error_event(bus: Bus) {
+    let s = server(bus);
     for name in ["a.example", "b.example", "c.example"] {
         declare(&s, json!({"object_type": "Hostname", "network": "Network|internet", "name": name})).await;
     }
@@ -439,11 +462,10 @@ async fn a_position_older_than_the_retention_gets_an_error_event() {
     assert!(!rest.is_empty() && rest.len() < frames.len());
 }
 
-#[tokio::test]
-async fn markings_decide_who_sees_an_object() {
+async fn markings_decide_who_sees_an_object(bus: Bus) {
     use axum::http::Method;
     use octo_stream::Tlp;
-    let s = common::server(true, &["acme"]);
+    let s = common::server_on(true, &["acme"], bus);
     s.state.set_heartbeat(Duration::from_millis(150));
     let writer = s.token(&["acme"], octo_server::auth::Role::Write);
     let green = s.token_cleared(&["acme"], octo_server::auth::Role::Read, Some(Tlp::Green));
@@ -508,9 +530,8 @@ async fn markings_decide_who_sees_an_object() {
     assert_eq!((back[0].event.as_str(), &back[0].data["data"]["value"]), ("create", &json!("secret.example")));
 }
 
-#[tokio::test]
-async fn a_consumer_that_falls_behind_the_retention_is_told() {
-    let s = server();
+async fn a_consumer_that_falls_behind_the_retention_is_told(bus: Bus) {
+    let s = server(bus);
     declare(&s, json!({"object_type": "Network", "name": "internet"})).await;
     let many: Vec<Value> = (0..1500)
         .map(|i| json!({"ooi": {"object_type": "Hostname", "network": "Network|internet", "name": format!("h{i}.example")}}))
@@ -535,4 +556,29 @@ async fn a_consumer_that_falls_behind_the_retention_is_told() {
     let error = last.expect("an error event");
     assert_eq!(error.data["code"], "RETENTION", "{:?}", error.data);
     assert!(slow.next().await.is_none(), "and the stream ends");
+}
+
+#[tokio::test]
+async fn with_the_bus_streams_read_redis_not_the_store() {
+    let s = server(Bus::Redis);
+    for name in ["a.example", "b.example"] {
+        declare(&s, json!({"object_type": "Hostname", "network": "Network|internet", "name": name})).await;
+    }
+    let mut all = Stream::open(&s, "?from=0&with-inferences=true", None).await;
+    let (before, _) = all.until_heartbeat().await;
+    assert!(!before.is_empty());
+    // The store's own log emptied behind the bus's back: the bus still has every event.
+    let graph = s.state.shared().organisations.get("acme").unwrap();
+    assert!(graph.store().trim_events(Some(0), None, 10_000).unwrap() > 0);
+    assert!(graph.store().snapshot().unwrap().events(octo_store::EventPosition::Start, 10).unwrap().is_empty());
+    let mut again = Stream::open(&s, "?from=0&with-inferences=true", None).await;
+    let (replayed, _) = again.until_heartbeat().await;
+    let ids = |fs: &[Frame]| {
+        fs.iter().map(|f| (f.id.clone(), f.event.clone(), f.data["data"]["id"].clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&replayed), ids(&before));
+    // A write after it reaches a live consumer through Redis.
+    declare(&s, json!({"object_type": "Hostname", "network": "Network|internet", "name": "c.example"})).await;
+    let live = again.until(|fs| fs.iter().any(|f| f.data["data"]["value"] == "c.example")).await;
+    assert_eq!(live.last().unwrap().event, "create");
 }

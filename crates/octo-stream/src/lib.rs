@@ -1,9 +1,9 @@
 //! Octograph's change stream (after OpenCTI's live stream): every change in a graph as an event
 //! with a resumable id, its object as STIX 2.1.
 //!
-//! Built so far: the STIX 2.1 mapping ([`stix`]) and events as stream messages ([`message`]),
-//! served by `octo-server` at `GET /{org}/stream`. Live streams with filters, markings, recover
-//! and the Redis Streams bus are the rest of the issue.
+//! Here: the STIX 2.1 mapping ([`stix`]), events as stream messages ([`message`]), live-stream
+//! filters ([`filter`]), TLP markings ([`marking`]) and the Redis Streams log ([`redis_log`]);
+//! `octo-server` serves them at `GET /{org}/stream`.
 
 #![warn(missing_docs)]
 

@@ -90,3 +90,61 @@ fn redis_trims_to_the_length_asked() {
     assert_eq!(held.last().map(|e| e.id), store.snapshot().unwrap().event_bounds().unwrap().map(|(_, l)| l));
     log.delete(&org).unwrap();
 }
+
+#[test]
+fn the_first_entry_held_says_up_to_where_events_were_trimmed() {
+    let (_d, store, log, org) = setup(50);
+    log.forward(&org, &*store, None).unwrap();
+    assert_eq!(log.trimmed_until(&org).unwrap(), None, "nothing trimmed yet");
+    let all = store.snapshot().unwrap().events(EventPosition::Start, 100).unwrap();
+    // Exact trims, by count then by age.
+    assert_eq!(log.trim(&org, Some(40), None).unwrap(), 10);
+    assert_eq!(log.trimmed_until(&org).unwrap(), Some(all[9].id));
+    assert_eq!(log.events(&org, EventPosition::Start, 100).unwrap(), all[10..]);
+    let cut = all[20].id.ms;
+    let removed = log.trim(&org, None, Some(cut)).unwrap();
+    let held = log.events(&org, EventPosition::Start, 100).unwrap();
+    assert_eq!(held.len() as u64, 40 - removed);
+    assert!(held.iter().all(|e| e.id.ms >= cut));
+    let first = all.iter().position(|e| e.id == held[0].id).unwrap();
+    assert_eq!(log.trimmed_until(&org).unwrap(), Some(all[first - 1].id));
+    // Redis's own approximate trimming at XADD keeps the same promise.
+    commit(&store, 300);
+    log.forward(&org, &*store, Some(100)).unwrap();
+    let held = log.events(&org, EventPosition::Start, 1000).unwrap();
+    let all = store.snapshot().unwrap().events(EventPosition::Start, 1000).unwrap();
+    let first = all.iter().position(|e| e.id == held[0].id).unwrap();
+    assert_eq!(log.trimmed_until(&org).unwrap(), Some(all[first - 1].id));
+    log.delete(&org).unwrap();
+}
+
+#[test]
+fn a_stream_started_after_the_store_trimmed_knows_the_gap() {
+    let (_d, store, log, org) = setup(20);
+    let all = store.snapshot().unwrap().events(EventPosition::Start, 100).unwrap();
+    assert_eq!(store.trim_events(Some(5), None, 100).unwrap(), 15);
+    log.forward(&org, &*store, None).unwrap();
+    assert_eq!(log.events(&org, EventPosition::Start, 100).unwrap(), all[15..]);
+    assert_eq!(log.trimmed_until(&org).unwrap(), Some(all[14].id));
+    log.delete(&org).unwrap();
+}
+
+#[test]
+fn a_forwarder_that_remembers_a_stale_position_recovers() {
+    let (_d, store, log, org) = setup(10);
+    let mut known = None;
+    assert_eq!(log.forward_from(&org, &*store, &mut known, None).unwrap(), 10);
+    let last = known;
+    assert!(last.is_some());
+    // Another forwarder gets the next events to Redis first.
+    commit(&store, 5);
+    assert_eq!(log.forward(&org, &*store, None).unwrap(), 5);
+    commit(&store, 2);
+    // This one still believes Redis ends at `last`: its first XADDs are refused, it re-reads.
+    log.forward_from(&org, &*store, &mut known, None).unwrap();
+    let all = store.snapshot().unwrap().events(EventPosition::Start, 100).unwrap();
+    assert_eq!(log.events(&org, EventPosition::Start, 100).unwrap(), all);
+    assert_eq!(known, all.last().map(|e| e.id));
+    assert_eq!(log.trimmed_until(&org).unwrap(), None, "and the chain of predecessors is whole");
+    log.delete(&org).unwrap();
+}

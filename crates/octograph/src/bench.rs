@@ -68,6 +68,9 @@ pub enum BenchCommand {
         seconds: u64,
         #[arg(long, default_value_t = 256)]
         cache_mb: usize,
+        /// Serve the stream from the Redis Streams bus at this URL (`redis://127.0.0.1:6379/`).
+        #[arg(long)]
+        redis: Option<String>,
     },
     /// One consumer replaying the change stream from the start on the graph of `bench server`
     /// (loaded first when `--dir` does not hold it): frames per second (docs/PERFORMANCE.md).
@@ -86,6 +89,9 @@ pub enum BenchCommand {
         options: String,
         #[arg(long, default_value_t = 1024)]
         cache_mb: usize,
+        /// Serve the stream from the Redis Streams bus at this URL (`redis://127.0.0.1:6379/`).
+        #[arg(long)]
+        redis: Option<String>,
     },
     /// Load the attack surface of `bench bits` into an organisation, serve it as `serve` does
     /// (tokens on) and measure GET /object, GET /tree (depth 2) and POST /observations (10
@@ -159,11 +165,11 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Syslog { lines, connections, rsyslog, dir } => {
             crate::bench_syslog::run(lines, connections, rsyslog, dir)
         }
-        BenchCommand::Fanout { consumers, events_per_second, seconds, cache_mb } => {
-            crate::bench_stream::fanout(consumers, events_per_second, seconds, cache_mb)
+        BenchCommand::Fanout { consumers, events_per_second, seconds, cache_mb, redis } => {
+            crate::bench_stream::fanout(consumers, events_per_second, seconds, cache_mb, redis)
         }
-        BenchCommand::Stream { hostnames, dir, frames, options, cache_mb } => {
-            crate::bench_stream::run(hostnames, dir, frames, options, cache_mb)
+        BenchCommand::Stream { hostnames, dir, frames, options, cache_mb, redis } => {
+            crate::bench_stream::run(hostnames, dir, frames, options, cache_mb, redis)
         }
         BenchCommand::Server {
             hostnames,

@@ -59,11 +59,21 @@ pub(crate) struct Served {
     runtime: tokio::runtime::Runtime,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    state: octo_server::AppState,
+    /// The Redis bus's log, when streams are served from Redis (its key goes at the end).
+    bus: Option<octo_stream::redis_log::RedisLog>,
 }
 
 impl Served {
-    /// Serves `orgs` on a loopback port with a write token for the bench organisation.
-    pub fn start(orgs: Organisations, engine: Arc<BitEngine>, dir: &std::path::Path) -> anyhow::Result<Served> {
+    /// Serves `orgs` on a loopback port with a write token for the bench organisation; with
+    /// `redis`, change streams are served from a Redis Streams bus there (a key prefix of this
+    /// run's own).
+    pub fn start(
+        orgs: Organisations,
+        engine: Arc<BitEngine>,
+        dir: &std::path::Path,
+        redis: Option<&str>,
+    ) -> anyhow::Result<Served> {
         let token_path = octo_server::auth::token_file(dir);
         let (token, _) = octo_server::auth::create_token(
             &token_path,
@@ -74,7 +84,15 @@ impl Served {
         )?;
         let tokens = Arc::new(octo_server::auth::Tokens::open(&token_path)?);
         let state = octo_server::AppState::new(Arc::new(orgs), Some(engine), Some(tokens));
-        let app = octo_server::app(state, &octo_server::ServerConfig::default());
+        let bus = match redis {
+            None => None,
+            Some(url) => {
+                let prefix = format!("octograph-bench-{}", std::process::id());
+                state.set_event_bus(octo_server::EventBus::redis(url, &prefix, None).map_err(anyhow::Error::msg)?);
+                Some(octo_stream::redis_log::RedisLog::open(url, &prefix)?)
+            }
+        };
+        let app = octo_server::app(state.clone(), &octo_server::ServerConfig::default());
         let runtime = octo_server::runtime()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let addr = listener.local_addr()?;
@@ -82,13 +100,28 @@ impl Served {
         let server = runtime.spawn(octo_server::serve(listener, app, async {
             let _ = stopped.await;
         }));
-        Ok(Served { addr, token, runtime, stop, server })
+        Ok(Served { addr, token, runtime, stop, server, state, bus })
+    }
+
+    /// With a Redis bus, waits until it holds `last` (the store's last event) and returns how
+    /// long forwarding took from the start and how many events Redis holds.
+    pub fn await_bus(&self, last: Option<octo_store::EventId>) -> anyhow::Result<Option<(f64, u64)>> {
+        let (Some(bus), Some(last)) = (&self.bus, last) else { return Ok(None) };
+        let started = std::time::Instant::now();
+        while bus.last_id(ORG)?.is_none_or(|l| l < last) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Some((started.elapsed().as_secs_f64(), bus.len(ORG)?)))
     }
 
     /// Stops the server and waits for it.
     pub fn stop(self) -> anyhow::Result<()> {
+        self.state.end_streams();
         let _ = self.stop.send(());
         self.runtime.block_on(self.server)??;
+        if let Some(bus) = &self.bus {
+            bus.delete(ORG)?;
+        }
         Ok(())
     }
 }
@@ -230,7 +263,7 @@ pub fn run(
     let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
     let (orgs, engine, objects) = open_or_load(&dir, hostnames, ports_per_address, cache_mb)?;
 
-    let served = Served::start(orgs, engine, &dir)?;
+    let served = Served::start(orgs, engine, &dir, None)?;
     let (addr, token) = (served.addr, served.token.clone());
     let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let ips = hostnames * 2;

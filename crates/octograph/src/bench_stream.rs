@@ -36,12 +36,23 @@ impl FrameCounter {
     }
 }
 
-pub fn run(hostnames: u32, dir: Option<PathBuf>, frames: u64, options: String, cache_mb: usize) -> anyhow::Result<()> {
+pub fn run(
+    hostnames: u32,
+    dir: Option<PathBuf>,
+    frames: u64,
+    options: String,
+    cache_mb: usize,
+    redis: Option<String>,
+) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
     let (orgs, engine, objects) = open_or_load(&dir, hostnames, 5, cache_mb)?;
     let events = orgs.get(ORG)?.store().snapshot()?.event_bounds()?;
-    let served = Served::start(orgs, engine, &dir)?;
+    let served = Served::start(orgs, engine, &dir, redis.as_deref())?;
+    let forwarded = served.await_bus(events.map(|(_, last)| last))?;
+    if let Some((s, n)) = forwarded {
+        eprintln!("the store's {n} events reached Redis in {s:.1} s: {:.0} events/s", n as f64 / s);
+    }
     let client = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let (addr, token) = (served.addr, served.token.clone());
     let (counted, seconds, bytes) = client.block_on(async move {
@@ -74,6 +85,7 @@ pub fn run(hostnames: u32, dir: Option<PathBuf>, frames: u64, options: String, c
     println!(
         "{}",
         json!({"objects": objects, "events_held": events.map(|(a, b)| [a.to_string(), b.to_string()]),
+            "bus": if redis.is_some() { "redis" } else { "store" }, "forwarded": forwarded.map(|(s, n)| json!({"events": n, "seconds": s})),
             "frames": counted, "seconds": seconds, "frames_per_second": counted as f64 / seconds,
             "megabytes_per_second": bytes as f64 / seconds / 1e6})
     );
@@ -93,7 +105,13 @@ fn rss_mib() -> f64 {
 /// `bench fanout`: `consumers` live SSE consumers while a writer declares hostnames (every bit
 /// on) at about `events_per_second` change events; the delivery latency of every frame to every
 /// consumer, from the commit to the frame's arrival.
-pub fn fanout(consumers: usize, events_per_second: u64, seconds: u64, cache_mb: usize) -> anyhow::Result<()> {
+pub fn fanout(
+    consumers: usize,
+    events_per_second: u64,
+    seconds: u64,
+    cache_mb: usize,
+    redis: Option<String>,
+) -> anyhow::Result<()> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
@@ -102,7 +120,9 @@ pub fn fanout(consumers: usize, events_per_second: u64, seconds: u64, cache_mb: 
     let (orgs, engine, objects) = open_or_load(tmp.path(), 200, 5, cache_mb)?;
     let graph = orgs.get(ORG)?;
     let rss_before = rss_mib();
-    let served = Served::start(orgs, engine, tmp.path())?;
+    let last = graph.store().snapshot()?.event_bounds()?.map(|(_, last)| last);
+    let served = Served::start(orgs, engine, tmp.path(), redis.as_deref())?;
+    served.await_bus(last)?;
     let (addr, token) = (served.addr, served.token.clone());
     let client = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let connected = Arc::new(AtomicUsize::new(0));
@@ -203,7 +223,8 @@ pub fn fanout(consumers: usize, events_per_second: u64, seconds: u64, cache_mb: 
     );
     println!(
         "{}",
-        json!({"objects": objects, "consumers": consumers, "connected": connected.load(Ordering::SeqCst),
+        json!({"objects": objects, "bus": if redis.is_some() { "redis" } else { "store" },
+            "consumers": consumers, "connected": connected.load(Ordering::SeqCst),
             "events_written_per_second": written as f64 / write_seconds, "frames_delivered": frames,
             "latency_ms": {"p50": p(0.5), "p90": p(0.9), "p99": p(0.99), "max": latencies.last().copied().unwrap_or(0.0)},
             "rss_mib": {"before": rss_before, "consumers_connected": rss_connected, "end": rss_end}})

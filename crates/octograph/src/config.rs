@@ -37,6 +37,12 @@ pub struct StreamSection {
     pub retention_events: Option<u64>,
     /// Hours change events are kept (default: for ever).
     pub retention_hours: Option<u64>,
+    /// Serve change streams from Redis Streams at this URL (`redis://host:6379/`); default:
+    /// the embedded store's log. `OCTOGRAPH_REDIS_URL` overrides it.
+    pub redis_url: Option<String>,
+    /// The prefix of the bus's Redis keys (default `octograph`): instances with the same prefix
+    /// share streams.
+    pub redis_prefix: Option<String>,
 }
 
 /// The `[server]` table.
@@ -74,6 +80,8 @@ pub struct Config {
     pub bits: BitsConfig,
     pub server: octo_server::ServerConfig,
     pub logs: octo_logs::LogsConfig,
+    /// The Redis Streams bus of the change streams, if any: URL and key prefix.
+    pub redis: Option<(String, String)>,
 }
 
 impl Config {
@@ -106,6 +114,11 @@ impl Config {
             cache_mb: file.cache_mb.unwrap_or(1024),
             bits: file.bits,
             logs: file.logs,
+            redis: std::env::var("OCTOGRAPH_REDIS_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .or(file.stream.redis_url.clone())
+                .map(|url| (url, file.stream.redis_prefix.clone().unwrap_or_else(|| "octograph".to_owned()))),
             server: {
                 let default = octo_server::ServerConfig::default();
                 octo_server::ServerConfig {

@@ -343,6 +343,12 @@ fn serve(
     orgs.get_or_create("default")?;
     let orgs = Arc::new(orgs);
     let state = octo_server::AppState::new(orgs.clone(), Some(engine), tokens);
+    if let Some((url, prefix)) = &config.redis {
+        let bus =
+            octo_server::EventBus::redis(url, prefix, config.server.retention_events).map_err(anyhow::Error::msg)?;
+        state.set_event_bus(bus);
+        tracing::info!(url = %url, prefix = %prefix, "change streams on the Redis Streams bus");
+    }
     if !orgs.exists(&config.logs.organisation) {
         anyhow::bail!("[logs] organisation '{}' does not exist (org create it first)", config.logs.organisation);
     }

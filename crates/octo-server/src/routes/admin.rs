@@ -78,6 +78,9 @@ pub(crate) async fn delete_node(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     blocking(move || {
         s.shared().organisations.delete(&client)?;
+        if let Err(e) = s.bus().delete(&client) {
+            tracing::warn!(organisation = %client, error = %e, "the organisation's stream stays on the bus");
+        }
         tracing::info!(organisation = %client, "organisation deleted");
         Ok(ok_null())
     })

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
-use crate::{blocking, AppState};
+use crate::{blocking, AppState, EventBus};
 use octo_stream::Tlp;
 
 /// Events read from the log per round.
@@ -140,14 +140,19 @@ impl PreparedCache {
 }
 
 impl Watchers {
-    fn subscribe(&self, organisation: &str, graph: Arc<Graph>) -> ApiResult<watch::Receiver<Option<Arc<Published>>>> {
+    fn subscribe(
+        &self,
+        organisation: &str,
+        graph: Arc<Graph>,
+        bus: EventBus,
+    ) -> ApiResult<watch::Receiver<Option<Arc<Published>>>> {
         let mut map = self.by_organisation.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(rx) = map.get(organisation) {
             if rx.has_changed().is_ok() {
                 return Ok(rx.clone());
             }
         }
-        let last = graph.store().snapshot().and_then(|s| s.event_bounds()).map_err(octo_graph::GraphError::from)?;
+        let last = bus.bounds(organisation, &graph)?;
         let (tx, rx) = watch::channel(None);
         let (cache, name) = (self.prepared.clone(), organisation.to_owned());
         std::thread::Builder::new()
@@ -157,7 +162,7 @@ impl Watchers {
                 // Ends when no receiver is left (the map keeps one, so in practice it lives as
                 // long as the server).
                 while !tx.is_closed() {
-                    let now = graph.store().wait_for_events(seen, Duration::from_secs(1));
+                    let now = bus.wait(&name, &graph, seen, Duration::from_secs(1));
                     if now == seen {
                         continue;
                     }
@@ -169,7 +174,7 @@ impl Watchers {
                     }
                     // Read, prepare and publish what is new, in whole transactions.
                     let position = seen.map_or(EventPosition::Start, EventPosition::After);
-                    let batch = match graph.store().snapshot().and_then(|s| s.events(position, BATCH)) {
+                    let batch = match bus.events(&name, &graph, position, BATCH) {
                         Ok(b) => b,
                         Err(e) => {
                             tracing::warn!(error = %e, "stream watcher cannot read the log");
@@ -672,12 +677,10 @@ async fn open(
     let given = position_from(&p, &headers)?;
     let options = options_from(&p, &headers)?;
     let recover = recover_from(&p, &headers)?;
-    let g = graph.clone();
-    let (bounds, trimmed) = blocking(move || {
-        let snap = g.store().snapshot().map_err(GraphError::from)?;
-        Ok((snap.event_bounds().map_err(GraphError::from)?, snap.events_trimmed_until().map_err(GraphError::from)?))
-    })
-    .await?;
+    let bus = s.bus();
+    let (g, b, organisation) = (graph.clone(), bus.clone(), client.clone());
+    let (bounds, trimmed) =
+        blocking(move || Ok((b.bounds(&organisation, &g)?, b.trimmed_until(&organisation, &g)?))).await?;
     // A position from before what retention removed: the consumer has missed events for good.
     let too_old = match (given, trimmed) {
         (Some(EventPosition::After(id)), Some(t)) => id < t,
@@ -695,7 +698,7 @@ async fn open(
         EventPosition::After(id) => Some(id),
         _ => None,
     };
-    let mut wake = s.shared().watchers.subscribe(&client, graph.clone())?;
+    let mut wake = s.shared().watchers.subscribe(&client, graph.clone(), bus.clone())?;
     let mut stopping = s.shared().shutting_down.subscribe();
     let heartbeat = s.heartbeat();
     let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
@@ -746,13 +749,13 @@ async fn open(
             }
             if read_log {
                 wake.borrow_and_update();
-                let (g, state, organisation) = (graph.clone(), s.clone(), client.clone());
+                let (g, state, organisation, bus) = (graph.clone(), s.clone(), client.clone(), bus.clone());
                 let mut c = consumer.take().unwrap_or(Consumer::new(options, filter.clone(), clearance));
                 let mut reached_now = reached;
                 let read = blocking(move || {
-                    let snap = g.store().snapshot().map_err(GraphError::from)?;
-                    // Retention may have removed events this consumer has not had yet.
-                    let trimmed = snap.events_trimmed_until().map_err(GraphError::from)?;
+                    // Retention may have removed events this consumer has not had yet. (Read
+                    // before the events: a trim between the two reads is caught next round.)
+                    let trimmed = bus.trimmed_until(&organisation, &g)?;
                     if let (EventPosition::After(p), Some(t)) = (position, trimmed) {
                         if p < t {
                             return Err(ApiError::conflict(format!(
@@ -760,8 +763,7 @@ async fn open(
                             )));
                         }
                     }
-                    let batch = snap.events(position, BATCH).map_err(GraphError::from)?;
-                    drop(snap);
+                    let batch = bus.events(&organisation, &g, position, BATCH)?;
                     let whole = octo_stream::whole_transactions(&batch, batch.len() < BATCH);
                     let last = whole.last().map(|e| e.id);
                     let prepared = state.shared().watchers.prepared.get(&organisation, &g, whole)?;

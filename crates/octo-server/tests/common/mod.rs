@@ -21,6 +21,33 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub app: Router,
     pub state: AppState,
+    /// The Redis key prefix of its event bus, when it has one (removed when the server goes).
+    redis_prefix: Option<(String, Vec<String>)>,
+}
+
+/// The Redis the bus tests use (`.ci/run` starts one when none answers).
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379/";
+
+/// Where a test server's change streams read events.
+#[derive(Debug, Clone, Copy)]
+pub enum Bus {
+    /// The embedded store's log.
+    Store,
+    /// A Redis Streams bus under a key prefix of the server's own.
+    Redis,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.state.end_streams();
+        if let Some((prefix, organisations)) = &self.redis_prefix {
+            if let Ok(log) = octo_stream::redis_log::RedisLog::open(REDIS_URL, prefix) {
+                for o in organisations {
+                    let _ = log.delete(o);
+                }
+            }
+        }
+    }
 }
 
 pub fn catalog() -> Catalog {
@@ -29,6 +56,11 @@ pub fn catalog() -> Catalog {
 
 /// A server with the built-in bits; `auth` turns tokens on.
 pub fn server(auth: bool, organisations: &[&str]) -> TestServer {
+    server_on(auth, organisations, Bus::Store)
+}
+
+/// [`server`] with its change streams on `bus`.
+pub fn server_on(auth: bool, organisations: &[&str], bus: Bus) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let catalog = catalog();
     let engine = Arc::new(BitEngine::new(catalog.clone(), octo_bits::builtin::all(), BitSwitches::default()).unwrap());
@@ -40,8 +72,18 @@ pub fn server(auth: bool, organisations: &[&str]) -> TestServer {
     }
     let tokens = auth.then(|| Arc::new(Tokens::open(&token_file(dir.path())).unwrap()));
     let state = AppState::new(Arc::new(orgs), Some(engine), tokens);
+    let redis_prefix = match bus {
+        Bus::Store => None,
+        Bus::Redis => {
+            let name = dir.path().file_name().unwrap().to_string_lossy().into_owned();
+            let prefix = format!("octograph-test-{}-{name}", std::process::id());
+            let bus = octo_server::EventBus::redis(REDIS_URL, &prefix, None).expect("redis at 127.0.0.1:6379");
+            state.set_event_bus(bus);
+            Some((prefix, organisations.iter().map(|o| o.to_string()).collect()))
+        }
+    };
     let app = app(state.clone(), &ServerConfig::default());
-    TestServer { dir, app, state }
+    TestServer { dir, app, state, redis_prefix }
 }
 
 impl TestServer {
