@@ -84,6 +84,9 @@ impl Organisations {
             return Err(GraphError::NotFound(format!("organisation '{name}' does not exist")));
         }
         let store = RedbStore::open(&self.store_path(name), &self.options)?;
+        if store.was_repaired() {
+            tracing::warn!(organisation = name, "the store was not closed cleanly last time and has been repaired");
+        }
         let mut graph = Graph::new(Arc::new(store), self.catalog.clone());
         if let Some(inferrer) = &self.inferrer {
             graph = graph.with_inferrer(inferrer.clone());
@@ -126,6 +129,26 @@ impl Organisations {
     /// Whether an organisation exists.
     pub fn exists(&self, name: &str) -> bool {
         validate_name(name).is_ok() && self.dir(name).is_dir()
+    }
+
+    /// Closes every open graph, waiting up to `wait` for the last users of each (requests and
+    /// stream threads finishing) so that each store is closed cleanly and the next start does
+    /// not have to repair it. Returns the organisations still in use when the time ran out.
+    pub fn close(&self, wait: std::time::Duration) -> Vec<String> {
+        let open: Vec<(String, Arc<Graph>)> = self.open.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        let deadline = std::time::Instant::now() + wait;
+        let mut busy = Vec::new();
+        for (name, graph) in open {
+            while Arc::strong_count(&graph) > 1 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if Arc::strong_count(&graph) > 1 {
+                busy.push(name);
+            }
+            // The last reference closes the store, here or where the other holder lets go.
+            drop(graph);
+        }
+        busy
     }
 
     /// Deletes an organisation and everything in its graph.

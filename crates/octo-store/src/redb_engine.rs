@@ -46,6 +46,8 @@ impl Default for StoreOptions {
 pub struct RedbStore {
     db: Arc<Database>,
     events: Arc<EventSignal>,
+    /// Whether opening had to repair the file (it was not closed cleanly).
+    repaired: bool,
 }
 
 /// The last committed event id, and a condition variable woken when it moves.
@@ -68,10 +70,16 @@ impl EventSignal {
 impl RedbStore {
     /// Opens (or creates) the store file at `path`.
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Self> {
-        let db = Database::builder().set_cache_size(options.cache_bytes).create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_owned()),
-            other => StoreError::engine(other),
-        })?;
+        let repaired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = repaired.clone();
+        let db = Database::builder()
+            .set_cache_size(options.cache_bytes)
+            .set_repair_callback(move |_| flag.store(true, std::sync::atomic::Ordering::Relaxed))
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_owned()),
+                other => StoreError::engine(other),
+            })?;
         let tx = db.begin_write().map_err(StoreError::engine)?;
         {
             tx.open_table(VERSIONS).map_err(StoreError::engine)?;
@@ -86,7 +94,16 @@ impl RedbStore {
             read_last_event(&read.open_table(META).map_err(StoreError::engine)?)?
         };
         let events = Arc::new(EventSignal { last: Mutex::new(last_event), moved: Condvar::new() });
-        Ok(RedbStore { db: Arc::new(db), events })
+        let repaired = repaired.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(RedbStore { db: Arc::new(db), events, repaired })
+    }
+
+    /// Whether opening had to repair the file because the process that had it open last did
+    /// not close it (a crash, `kill -9`, or a store still referenced at exit). Nothing
+    /// committed is lost either way, but a repair reads the whole file: on a large store a
+    /// start takes minutes instead of milliseconds.
+    pub fn was_repaired(&self) -> bool {
+        self.repaired
     }
 }
 

@@ -60,6 +60,7 @@ pub(crate) struct Served {
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     state: octo_server::AppState,
+    organisations: Arc<Organisations>,
     /// The Redis bus's log, when streams are served from Redis (its key goes at the end).
     bus: Option<octo_stream::redis_log::RedisLog>,
 }
@@ -83,7 +84,8 @@ impl Served {
             None,
         )?;
         let tokens = Arc::new(octo_server::auth::Tokens::open(&token_path)?);
-        let state = octo_server::AppState::new(Arc::new(orgs), Some(engine), Some(tokens));
+        let organisations = Arc::new(orgs);
+        let state = octo_server::AppState::new(organisations.clone(), Some(engine), Some(tokens));
         let bus = match redis {
             None => None,
             Some(url) => {
@@ -100,7 +102,7 @@ impl Served {
         let server = runtime.spawn(octo_server::serve(listener, app, async {
             let _ = stopped.await;
         }));
-        Ok(Served { addr, token, runtime, stop, server, state, bus })
+        Ok(Served { addr, token, runtime, stop, server, state, organisations, bus })
     }
 
     /// With a Redis bus, waits until it holds `last` (the store's last event) and returns how
@@ -121,6 +123,12 @@ impl Served {
         self.runtime.block_on(self.server)??;
         if let Some(bus) = &self.bus {
             bus.delete(ORG)?;
+        }
+        // A store closed cleanly opens at once next time (`--dir` is reused).
+        drop(self.state);
+        let busy = self.organisations.close(Duration::from_secs(10));
+        if !busy.is_empty() {
+            eprintln!("stores still in use at exit: {busy:?}");
         }
         Ok(())
     }

@@ -204,6 +204,7 @@ pub fn fanout(
         received.push(client.block_on(t)??);
     }
     drop(client);
+    drop(graph);
     served.stop()?;
     let commit_times: std::collections::HashMap<String, Instant> =
         commits.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();

@@ -395,6 +395,16 @@ fn serve(
             Ok(Err(e)) => tracing::warn!(error = %e, "the tables could not be sealed; the next start classifies again"),
             Err(e) => tracing::warn!(error = %e, "sealing the tables failed"),
         }
+        // Close every store cleanly (a store still open at exit is repaired, reading the whole
+        // file, at the next start).
+        let o = orgs.clone();
+        match tokio::task::spawn_blocking(move || o.close(std::time::Duration::from_secs(10))).await {
+            Ok(busy) if busy.is_empty() => {}
+            Ok(busy) => {
+                tracing::warn!(organisations = ?busy, "stores still in use at exit: the next start repairs them")
+            }
+            Err(e) => tracing::warn!(error = %e, "closing the stores failed"),
+        }
         tracing::info!("stopped");
         anyhow::Ok(())
     })

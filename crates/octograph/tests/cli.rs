@@ -245,30 +245,59 @@ fn tokens_from_the_command_line() {
     fails_with(&octograph(dir.path(), &["token", "create", "--org", "acme"]), "--role");
 }
 
+/// Starts `serve`; returns it, its API address and the log lines up to "API ready".
+fn serve_until_ready(
+    data: &Path,
+) -> (std::process::Child, String, Vec<String>, std::io::Lines<std::io::BufReader<std::process::ChildStderr>>) {
+    let (child, mut lines) = spawn_serve(data, &[]);
+    let mut before = Vec::new();
+    for l in lines.by_ref().map_while(Result::ok) {
+        let ready = l.contains("API ready");
+        before.push(l);
+        if ready {
+            let addr = before.last().unwrap().split("listen=").nth(1).unwrap().split_whitespace().next().unwrap();
+            return (child, addr.to_owned(), before, lines);
+        }
+    }
+    panic!("the server did not start: {before:?}");
+}
+
+const NOT_CLOSED: &str = "not closed cleanly";
+
 #[test]
-fn serve_answers_then_stops_on_sigterm() {
+fn serve_answers_then_stops_on_sigterm_closing_its_stores() {
     use std::io::{BufRead, BufReader, Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_octograph"))
-        .args(["--data-dir", dir.path().to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
-        .env_remove("OCTOGRAPH_CONFIG")
-        .env("RUST_LOG", "info")
-        .current_dir(dir.path())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let ready = lines.by_ref().map_while(Result::ok).find(|l| l.contains("API ready")).expect("the server starts");
-    let addr = ready.split("listen=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let token =
+        ok(&octograph(dir.path(), &["token", "create", "--org", "default", "--role", "read"])).trim().to_owned();
+    let (mut child, addr, _, lines) = serve_until_ready(dir.path());
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
     stream.write_all(b"GET /default/objects HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 401"), "a token is needed by default: {answer}");
+    // A consumer on the change stream when the signal comes: its thread holds the graph.
+    let mut sse = std::net::TcpStream::connect(&addr).unwrap();
+    write!(sse, "GET /default/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n").unwrap();
+    let mut sse_lines = BufReader::new(sse.try_clone().unwrap()).lines();
+    assert!(sse_lines.by_ref().map_while(Result::ok).any(|l| l.contains("event: connected")));
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     assert!(child.wait().unwrap().success(), "a clean exit on SIGTERM");
-    assert!(lines.map_while(Result::ok).any(|l| l.contains("stopped")));
+    let after: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(after.iter().any(|l| l.contains("stopped")), "{after:?}");
+    assert!(!after.iter().any(|l| l.contains("still in use")), "{after:?}");
+    // Closed cleanly: the next start opens the store without a repair.
+    let (mut child, _, before, _) = serve_until_ready(dir.path());
+    assert!(!before.iter().any(|l| l.contains(NOT_CLOSED)), "{before:?}");
+    // Killed, it is not closed: the start after that repairs and says so.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (mut child, _, before, lines) = serve_until_ready(dir.path());
+    assert!(before.iter().any(|l| l.contains(NOT_CLOSED)), "{before:?}");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let after: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().unwrap().success(), "{after:?}");
 }
 
 #[test]

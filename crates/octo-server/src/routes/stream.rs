@@ -69,10 +69,25 @@ pub(crate) struct Prepared {
     marking: Tlp,
     /// Its marking just before the change, when it existed then.
     old_marking: Option<Tlp>,
-    /// Whether only inferences held it at the change (before it, for a delete).
-    inferred_only: bool,
+    /// Whether only inferences held it at the change (before it, for a delete): read from the
+    /// graph the first time a consumer without `with-inferences` asks (the origins lookup is
+    /// the costliest read of a replay, and consumers with the option never need it).
+    inferred_only: std::sync::OnceLock<bool>,
     /// The `data:` JSON, serialised.
     data: Arc<str>,
+}
+
+impl Prepared {
+    /// Whether only inferences held the object at the change (before it, for a delete).
+    fn inferred_only(&self, graph: &Graph) -> Result<bool, GraphError> {
+        if let Some(known) = self.inferred_only.get() {
+            return Ok(*known);
+        }
+        let (at, before) = moments(&self.message);
+        let when = if self.message.kind == "delete" { before } else { at };
+        let value = inferred_only(graph, &self.message.key, when)?;
+        Ok(*self.inferred_only.get_or_init(|| value))
+    }
 }
 
 /// The graph as it was known when an event happened (its id's millisecond bounds its transaction
@@ -89,8 +104,8 @@ fn prepare(graph: &Graph, messages: Vec<octo_stream::StreamMessage>) -> Result<V
     let mut out = Vec::with_capacity(messages.len());
     for mut m in messages {
         let (at, before) = moments(&m);
-        let (marking, old_marking, inferred) = if m.kind == "marking" {
-            (Tlp::Clear, None, false)
+        let (marking, old_marking, known_not_inferred) = if m.kind == "marking" {
+            (Tlp::Clear, None, true)
         } else {
             let when = if m.kind == "delete" { before } else { at };
             let marking = marking_of(graph, &m.key, when)?;
@@ -99,10 +114,14 @@ fn prepare(graph: &Graph, messages: Vec<octo_stream::StreamMessage>) -> Result<V
                 None => None,
             };
             m.data["data"] = marked(&m.data["data"], marking);
-            (marking, old_marking, inferred_only(graph, &m.key, when)?)
+            (marking, old_marking, false)
         };
         let data: Arc<str> = m.data.to_string().into();
-        out.push(Arc::new(Prepared { message: m, marking, old_marking, inferred_only: inferred, data }));
+        let inferred_only = std::sync::OnceLock::new();
+        if known_not_inferred {
+            let _ = inferred_only.set(false);
+        }
+        out.push(Arc::new(Prepared { message: m, marking, old_marking, inferred_only, data }));
     }
     Ok(out)
 }
@@ -145,6 +164,7 @@ impl Watchers {
         organisation: &str,
         graph: Arc<Graph>,
         bus: EventBus,
+        stop: watch::Receiver<bool>,
     ) -> ApiResult<watch::Receiver<Option<Arc<Published>>>> {
         let mut map = self.by_organisation.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(rx) = map.get(organisation) {
@@ -159,9 +179,9 @@ impl Watchers {
             .name(format!("stream-{organisation}"))
             .spawn(move || {
                 let mut seen = last.map(|(_, last)| last);
-                // Ends when no receiver is left (the map keeps one, so in practice it lives as
-                // long as the server).
-                while !tx.is_closed() {
+                // Ends when the server shuts down (letting go of the graph, so its store can
+                // close cleanly), or when no receiver is left (the map keeps one).
+                while !tx.is_closed() && !*stop.borrow() {
                     let now = bus.wait(&name, &graph, seen, Duration::from_secs(1));
                     if now == seen {
                         continue;
@@ -395,7 +415,10 @@ impl Consumer {
             };
             let cause = || m.data["origin"]["cause"].clone();
             if m.kind == "delete" {
-                if self.options.listen_delete && was_visible && (self.options.with_inferences || !p.inferred_only) {
+                if self.options.listen_delete
+                    && was_visible
+                    && (self.options.with_inferences || !p.inferred_only(graph)?)
+                {
                     group.push(("delete", p.data.clone()));
                 }
                 self.seen.remove(&main_id);
@@ -408,7 +431,7 @@ impl Consumer {
                         .push(("delete", payload("delete", &m.data["data"], message, cause(), &m.valid_time, context)));
                 }
                 self.seen.remove(&main_id);
-            } else if self.options.with_inferences || !p.inferred_only {
+            } else if self.options.with_inferences || !p.inferred_only(graph)? {
                 if self.options.dependencies {
                     for r in references_of(catalog, &m.doc) {
                         self.dependency(graph, &r, at, &m.valid_time, 0, &mut group)?;
@@ -698,7 +721,8 @@ async fn open(
         EventPosition::After(id) => Some(id),
         _ => None,
     };
-    let mut wake = s.shared().watchers.subscribe(&client, graph.clone(), bus.clone())?;
+    let mut wake =
+        s.shared().watchers.subscribe(&client, graph.clone(), bus.clone(), s.shared().shutting_down.subscribe())?;
     let mut stopping = s.shared().shutting_down.subscribe();
     let heartbeat = s.heartbeat();
     let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
@@ -807,9 +831,14 @@ async fn open(
                     };
                     let mut c = consumer.take().unwrap_or(Consumer::new(options, filter.clone(), clearance));
                     let mut reached_now = reached;
-                    // Without a filter or dependencies a consumer reads nothing from the graph for
-                    // prepared events (a marking change aside): no need for the blocking pool.
-                    let result = if c.filter.is_none() && !c.options.dependencies {
+                    // Without a filter or dependencies, and with inferences or their status known,
+                    // a consumer reads nothing from the graph for prepared events (a marking
+                    // change aside): no need for the blocking pool.
+                    let reads_nothing = c.filter.is_none()
+                        && !c.options.dependencies
+                        && (c.options.with_inferences
+                            || published.prepared.iter().all(|p| p.inferred_only.get().is_some()));
+                    let result = if reads_nothing {
                         c.frames(&graph, &published.prepared, &mut reached_now).map(|f| (c, f)).map_err(ApiError::from)
                     } else {
                         let (g, p) = (graph.clone(), published.clone());
