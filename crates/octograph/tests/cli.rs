@@ -301,6 +301,19 @@ fn serve_answers_then_stops_on_sigterm_closing_its_stores() {
 }
 
 #[test]
+fn serve_refuses_a_redis_bus_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1; and a URL that is not Redis's.
+    for (url, needle) in [("redis://127.0.0.1:1/", "does not answer"), ("http://127.0.0.1:6379/", "redis at")] {
+        std::fs::write(dir.path().join("octograph.toml"), format!("[stream]\nredis_url = \"{url}\"\n")).unwrap();
+        fails_with(&octograph(dir.path(), &["serve", "--listen", "127.0.0.1:0"]), needle);
+    }
+    // Nothing was written to the default organisation's graph on the way.
+    std::fs::remove_file(dir.path().join("octograph.toml")).unwrap();
+    assert_eq!(ok(&octograph(dir.path(), &["list"])).trim(), "");
+}
+
+#[test]
 fn serve_refuses_auth_off_on_a_network_address() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("octograph.toml"), "[server]\nlisten = \"0.0.0.0:0\"\nauth = false\n").unwrap();
