@@ -89,6 +89,39 @@ impl EventBus {
         }
     }
 
+    /// Up to `limit` events from `position` on, or `Err(t)` when retention has removed events
+    /// after `position` (up to `t`) that the caller has not had: never a silent gap.
+    pub(crate) fn events_unless_trimmed(
+        &self,
+        organisation: &str,
+        graph: &Graph,
+        position: EventPosition,
+        limit: usize,
+    ) -> ApiResult<Result<Vec<Event>, EventId>> {
+        let gone = |trimmed: Option<EventId>| match (position, trimmed) {
+            (EventPosition::After(p), Some(t)) if p < t => Some(t),
+            _ => None,
+        };
+        match self {
+            EventBus::Store => {
+                // One snapshot: the bound and the events agree.
+                let snap = graph.store().snapshot().map_err(GraphError::from)?;
+                if let Some(t) = gone(snap.events_trimmed_until().map_err(GraphError::from)?) {
+                    return Ok(Err(t));
+                }
+                Ok(Ok(snap.events(position, limit).map_err(GraphError::from)?))
+            }
+            EventBus::Redis(r) => {
+                // The events first, then the bound: a trim in between is reported, not skipped.
+                let events = r.log.events(organisation, position, limit).map_err(unavailable)?;
+                match gone(r.log.trimmed_until(organisation).map_err(unavailable)?) {
+                    Some(t) => Ok(Err(t)),
+                    None => Ok(Ok(events)),
+                }
+            }
+        }
+    }
+
     /// Blocks until an event after `after` is held or `timeout` passes; the last event held.
     /// A bus that cannot be reached counts as no news (after the timeout, not in a spin).
     pub(crate) fn wait(
@@ -174,8 +207,8 @@ impl EventBus {
         organisations: Arc<Organisations>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        let EventBus::Redis(running) = self else { return };
-        let (bus, r) = (self.clone(), running.clone());
+        let EventBus::Redis(redis) = self else { return };
+        let (bus, r) = (self.clone(), redis.clone());
         let name = format!("bus-{organisation}");
         let failed_org = organisation.clone();
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
@@ -204,7 +237,7 @@ impl EventBus {
         });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start forwarding an organisation's events");
-            running.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&failed_org);
+            redis.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&failed_org);
         }
     }
 

@@ -83,24 +83,22 @@ struct Pooled<'a> {
 }
 
 impl Pooled<'_> {
-    fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T> {
+    /// Runs `f` on the connection; a connection that failed may be half-read, so it is dropped
+    /// instead of going back to the pool.
+    fn run<T>(&mut self, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T> {
         let con = self.con.as_mut().expect("a pooled connection is present until dropped");
-        match cmd.query(con) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                // A connection that failed may be half-read: never reuse it.
-                self.con = None;
-                Err(e.into())
-            }
-        }
-    }
-
-    fn pipe(&mut self, pipe: &redis::Pipeline) -> Result<()> {
-        let con = self.con.as_mut().expect("a pooled connection is present until dropped");
-        pipe.query::<()>(con).map_err(|e| {
+        f(con).map_err(|e| {
             self.con = None;
             e.into()
         })
+    }
+
+    fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T> {
+        self.run(|con| cmd.query(con))
+    }
+
+    fn pipe(&mut self, pipe: &redis::Pipeline) -> Result<()> {
+        self.run(|con| pipe.query::<()>(con))
     }
 }
 
@@ -146,22 +144,6 @@ impl RedisLog {
     /// Whether Redis answers.
     pub fn ping(&self) -> Result<()> {
         self.connection()?.query::<String>(&redis::cmd("PING")).map(drop)
-    }
-
-    /// Appends events (in id order) not yet held, trimming to about `max_len` entries; `prev` is
-    /// the id of the event before the first of them (`None` when there is none, or when Redis
-    /// holds events already: then its last one is).
-    pub fn append(
-        &self,
-        organisation: &str,
-        events: &[Event],
-        prev: Option<EventId>,
-        max_len: Option<u64>,
-    ) -> Result<usize> {
-        let last = self.last_id(organisation)?;
-        let fresh: Vec<&Event> = events.iter().filter(|e| last.is_none_or(|l| e.id > l)).collect();
-        self.xadd(organisation, &fresh, last.or(prev), max_len)?;
-        Ok(fresh.len())
     }
 
     /// `XADD`s `events`, each naming its predecessor, in one round trip.
@@ -214,11 +196,6 @@ impl RedisLog {
         self.connection()?.query(redis::cmd("XLEN").arg(self.key(organisation)))
     }
 
-    /// Whether no event is held.
-    pub fn is_empty(&self, organisation: &str) -> Result<bool> {
-        Ok(self.len(organisation)? == 0)
-    }
-
     /// The first and last events held, if any.
     pub fn bounds(&self, organisation: &str) -> Result<Option<(EventId, EventId)>> {
         let first = self.first(organisation)?.map(|(e, _)| e.id);
@@ -250,8 +227,7 @@ impl RedisLog {
     /// (the client's default would cut a long `XREAD BLOCK`).
     pub fn wait(&self, organisation: &str, after: Option<EventId>, timeout: Duration) -> Result<Option<EventId>> {
         let mut con = self.connection()?;
-        let raw = con.con.as_mut().expect("a pooled connection is present until dropped");
-        raw.set_read_timeout(Some(timeout + Duration::from_secs(5)))?;
+        con.run(|c| c.set_read_timeout(Some(timeout + Duration::from_secs(5))))?;
         let start = after.map_or_else(|| "0-0".to_owned(), |a| a.to_string());
         let block_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
         let got: Option<Vec<(String, Entries)>> = con.query(
@@ -265,9 +241,7 @@ impl RedisLog {
                 .arg(start),
         )?;
         // Back to the pool's response timeout.
-        if let Some(raw) = con.con.as_mut() {
-            raw.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
-        }
+        con.run(|c| c.set_read_timeout(Some(RESPONSE_TIMEOUT)))?;
         drop(con);
         match got {
             Some(streams) if streams.iter().any(|(_, entries)| !entries.is_empty()) => self.last_id(organisation),

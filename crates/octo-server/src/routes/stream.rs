@@ -104,8 +104,11 @@ fn prepare(graph: &Graph, messages: Vec<octo_stream::StreamMessage>) -> Result<V
     let mut out = Vec::with_capacity(messages.len());
     for mut m in messages {
         let (at, before) = moments(&m);
-        let (marking, old_marking, known_not_inferred) = if m.kind == "marking" {
-            (Tlp::Clear, None, true)
+        let inferred_only = std::sync::OnceLock::new();
+        let (marking, old_marking) = if m.kind == "marking" {
+            // About a marking, not an object: no origins to judge.
+            let _ = inferred_only.set(false);
+            (Tlp::Clear, None)
         } else {
             let when = if m.kind == "delete" { before } else { at };
             let marking = marking_of(graph, &m.key, when)?;
@@ -113,14 +116,10 @@ fn prepare(graph: &Graph, messages: Vec<octo_stream::StreamMessage>) -> Result<V
                 Some(_) => Some(marking_of(graph, &m.key, before)?),
                 None => None,
             };
-            m.data["data"] = marked(&m.data["data"], marking);
-            (marking, old_marking, false)
+            mark(&mut m.data["data"], marking);
+            (marking, old_marking)
         };
         let data: Arc<str> = m.data.to_string().into();
-        let inferred_only = std::sync::OnceLock::new();
-        if known_not_inferred {
-            let _ = inferred_only.set(false);
-        }
         out.push(Arc::new(Prepared { message: m, marking, old_marking, inferred_only, data }));
     }
     Ok(out)
@@ -278,10 +277,15 @@ fn marking_of(graph: &Graph, key: &str, at: AsOf) -> Result<Tlp, GraphError> {
     Ok(value.and_then(|v| v.as_str().and_then(|t| t.parse().ok())).unwrap_or_default())
 }
 
+/// Sets a STIX object's marking.
+fn mark(stix: &mut Json, tlp: Tlp) {
+    stix["object_marking_refs"] = json!([tlp.stix_id()]);
+}
+
 /// A STIX object with its marking.
 fn marked(stix: &Json, tlp: Tlp) -> Json {
     let mut stix = stix.clone();
-    stix["object_marking_refs"] = json!([tlp.stix_id()]);
+    mark(&mut stix, tlp);
     stix
 }
 
@@ -777,17 +781,12 @@ async fn open(
                 let mut c = consumer.take().unwrap_or(Consumer::new(options, filter.clone(), clearance));
                 let mut reached_now = reached;
                 let read = blocking(move || {
-                    // Retention may have removed events this consumer has not had yet. (Read
-                    // before the events: a trim between the two reads is caught next round.)
-                    let trimmed = bus.trimmed_until(&organisation, &g)?;
-                    if let (EventPosition::After(p), Some(t)) = (position, trimmed) {
-                        if p < t {
-                            return Err(ApiError::conflict(format!(
-                                "the stream fell behind its retention: events up to {t} are gone; reconnect with recover"
-                            )));
-                        }
-                    }
-                    let batch = bus.events(&organisation, &g, position, BATCH)?;
+                    // Retention may have removed events this consumer has not had yet.
+                    let batch = bus.events_unless_trimmed(&organisation, &g, position, BATCH)?.map_err(|t| {
+                        ApiError::conflict(format!(
+                            "the stream fell behind its retention: events up to {t} are gone; reconnect with recover"
+                        ))
+                    })?;
                     let whole = octo_stream::whole_transactions(&batch, batch.len() < BATCH);
                     let last = whole.last().map(|e| e.id);
                     let prepared = state.shared().watchers.prepared.get(&organisation, &g, whole)?;
