@@ -294,33 +294,47 @@ pub async fn trim_events_forever(state: AppState, config: ServerConfig, every: s
 }
 
 /// Resolves on Ctrl-C or SIGTERM, having ended the change streams of `state` so that the
-/// graceful shutdown does not wait on them.
-pub async fn shutdown_signal_for(state: AppState) {
-    shutdown_signal().await;
-    state.end_streams();
+/// graceful shutdown does not wait on them. Listens from the call on (see [`shutdown_signal`]).
+pub fn shutdown_signal_for(state: AppState) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let signal = shutdown_signal();
+    async move {
+        signal.await;
+        state.end_streams();
+    }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: a signal that arrives while the server is still starting (after
+/// it said it was ready, before the first poll) stops it gracefully instead of killing it.
+/// Call inside the runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (terminate, interrupt) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok())
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(terminate) => {},
+                _ = wait(interrupt) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down: finishing requests in flight");
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {

@@ -357,6 +357,8 @@ fn serve(
     let app = octo_server::app(state.clone(), &config.server);
     let runtime = octo_server::runtime()?;
     runtime.block_on(async {
+        // Listening for SIGTERM from here on: one that comes during the start stops it cleanly.
+        let shutdown = octo_server::shutdown_signal_for(state.clone());
         let receivers = octo_logs::source::start(logs.clone()).await?;
         let housekeeping = tokio::spawn(logs_housekeeping(logs.clone()));
         let evidence = logs.evidence().map(|rx| {
@@ -381,7 +383,7 @@ fn serve(
             config.server.clone(),
             std::time::Duration::from_secs(60),
         ));
-        octo_server::serve(listener, app, octo_server::shutdown_signal_for(state)).await?;
+        octo_server::serve(listener, app, shutdown).await?;
         trimming.abort();
         housekeeping.abort();
         if let Some(e) = evidence {
