@@ -306,7 +306,8 @@ impl BitEngine {
         for p in &c.params {
             for (r, pdoc) in ctx.walk_cached(p, source, &doc)? {
                 if let std::collections::btree_map::Entry::Vacant(slot) = parameters.entry(r) {
-                    slot.insert(ctx.decode_object(&pdoc)?);
+                    let ooi = ctx.decode_object(slot.key(), pdoc)?;
+                    slot.insert(ooi);
                 }
             }
         }
@@ -322,7 +323,7 @@ impl BitEngine {
             }
         }
         Ok(Ok(BitInput {
-            source: ctx.decode_object(&doc)?,
+            source: ctx.decode_object(source, doc)?,
             parameters: parameters.into_values().collect(),
             config,
             valid_time: ctx.valid_time(),

@@ -3,7 +3,8 @@
 //! of depth 2 around an address with 50 ports, a page of 20 with the total count, and a
 //! scan-level change that reaches 100k objects.
 //!
-//! `cargo bench -p octo-graph --bench graph`
+//! `cargo bench -p octo-graph --bench graph`; `GRAPH_BENCH_ADDRESSES=N` loads N addresses
+//! instead of 200k (a smaller graph for profiling; the figures quoted are at the default).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -15,10 +16,19 @@ use octo_model::{Catalog, Ooi, Reference};
 use octo_store::{AsOf, RedbStore, StoreOptions};
 use serde_json::json;
 
-const ADDRESSES: u32 = 200_000;
+/// The allocator the `octograph` binary runs with, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const DEFAULT_ADDRESSES: u32 = 200_000;
 const PORTS_PER_ADDRESS: u32 = 4;
 /// The first addresses belong to the netblock: with their ports, 100k objects.
 const IN_NETBLOCK: u32 = 20_000;
+
+/// The number of addresses loaded (each with its ports).
+fn addresses() -> u32 {
+    std::env::var("GRAPH_BENCH_ADDRESSES").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_ADDRESSES)
+}
 
 fn addr(i: u32) -> String {
     format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)
@@ -67,9 +77,10 @@ fn load(g: &Graph, c: &Catalog) {
             .unwrap();
     }
     let per_batch = 10_000 / (1 + PORTS_PER_ADDRESS);
-    for (batch, start) in (0..ADDRESSES).step_by(per_batch as usize).enumerate() {
+    let total = addresses();
+    for (batch, start) in (0..total).step_by(per_batch as usize).enumerate() {
         let mut result = Vec::with_capacity(10_000);
-        for i in start..(start + per_batch).min(ADDRESSES) {
+        for i in start..(start + per_batch).min(total) {
             result.push(ip(c, i));
             for p in 0..PORTS_PER_ADDRESS {
                 result.push(port(c, &addr(i), 1 + p * 1000));
@@ -85,8 +96,8 @@ fn load(g: &Graph, c: &Catalog) {
     let secs = t.elapsed().as_secs_f64();
     eprintln!(
         "loaded {} objects in {secs:.1} s ({:.0} objects/s)",
-        ADDRESSES * (1 + PORTS_PER_ADDRESS) + 54,
-        f64::from(ADDRESSES * 5) / secs
+        total * (1 + PORTS_PER_ADDRESS) + 54,
+        f64::from(total * 5) / secs
     );
 }
 
@@ -102,11 +113,12 @@ fn bench(cr: &mut Criterion) {
     grp.measurement_time(Duration::from_secs(10));
 
     // A new observation of 100 new ports each time.
+    let total = addresses();
     let mut n = 0u32;
     grp.bench_function("observation_of_100_new", |b| {
         b.iter(|| {
             n += 1;
-            let result = (0..100).map(|p| port(&c, &addr(n % ADDRESSES), 10_000 + (n / ADDRESSES) * 100 + p)).collect();
+            let result = (0..100).map(|p| port(&c, &addr(n % total), 10_000 + (n / total) * 100 + p)).collect();
             observe(&g, &format!("bench-{n}"), "Network|internet", result);
         })
     });

@@ -432,8 +432,7 @@ impl Graph {
         let version = snap
             .get(reference.as_str(), at)?
             .ok_or_else(|| GraphError::NotFound(format!("object '{reference}' not found at {}", at.valid_time)))?;
-        let doc = decode(&version.key, &version.doc)?;
-        let mut ooi = self.catalog.ooi_from_stored_json(&doc)?;
+        let mut ooi = decode_ooi(&self.catalog, &version.key, &version.doc)?;
         ooi.scan_profile = Some(profile_of(&*snap, reference, at)?);
         Ok(ooi)
     }
@@ -451,22 +450,46 @@ impl Graph {
     }
 }
 
+/// The scan profile an object shows as of `at`.
 pub(crate) fn profile_of(reader: &dyn Reader, reference: &Reference, at: AsOf) -> Result<octo_model::ScanProfile> {
-    let record = match read_profile(reader, reference, at)? {
-        Some(p) => p,
-        None => ScanProfileRecord {
-            scan_profile_type: "empty".into(),
-            reference: reference.clone(),
-            level: 0,
-            user_id: None,
-        },
-    };
-    Ok(octo_model::ScanProfile {
+    Ok(as_profile(reference, read_profile(reader, reference, at)?))
+}
+
+/// [`profile_of`] for several objects, in one batched read (the objects of a page or a tree).
+pub(crate) fn profiles_of(reader: &dyn Reader, refs: &[&Reference], at: AsOf) -> Result<Vec<octo_model::ScanProfile>> {
+    let keys: Vec<String> = refs.iter().map(|r| profile_key(r)).collect();
+    let asked: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let versions = reader.get_many(&asked, at)?;
+    refs.iter()
+        .zip(versions)
+        .zip(&keys)
+        .map(|((r, v), key)| Ok(as_profile(r, v.map(|v| decode(key, &v.doc)).transpose()?)))
+        .collect()
+}
+
+/// The profile an object shows: its stored one, or the empty profile when it has none.
+fn as_profile(reference: &Reference, stored: Option<ScanProfileRecord>) -> octo_model::ScanProfile {
+    let record = stored.unwrap_or_else(|| ScanProfileRecord {
+        scan_profile_type: "empty".into(),
+        reference: reference.clone(),
+        level: 0,
+        user_id: None,
+    });
+    octo_model::ScanProfile {
         scan_profile_type: record.scan_profile_type,
         reference: record.reference,
         level: record.level,
         user_id: record.user_id,
-    })
+    }
+}
+
+/// Decodes a stored object: in one pass when it is as this system writes it, else through its
+/// JSON, which names what is wrong.
+pub(crate) fn decode_ooi(catalog: &Catalog, key: &str, bytes: &[u8]) -> Result<Ooi> {
+    if let Some(ooi) = catalog.ooi_from_stored_bytes(key, bytes) {
+        return Ok(ooi);
+    }
+    Ok(catalog.ooi_from_stored(key, decode(key, bytes)?)?)
 }
 
 /// Decodes a stored JSON record; a record that does not decode is corruption, named by its key.

@@ -166,14 +166,14 @@ impl<'a> InferenceContext<'a> {
     /// A live object.
     pub fn object(&self, r: &Reference) -> Result<Option<Ooi>> {
         match self.document(r)? {
-            Some(doc) => Ok(Some(self.catalog.ooi_from_stored_json(&doc)?)),
+            Some(doc) => Ok(Some(self.catalog.ooi_from_stored(r.as_str(), doc)?)),
             None => Ok(None),
         }
     }
 
     /// Builds an object from a stored document.
-    pub fn decode_object(&self, doc: &Json) -> Result<Ooi> {
-        Ok(self.catalog.ooi_from_stored_json(doc)?)
+    pub fn decode_object(&self, key: &Reference, doc: Json) -> Result<Ooi> {
+        Ok(self.catalog.ooi_from_stored(key.as_str(), doc)?)
     }
 
     /// An object's scan level (0 when it has no profile).

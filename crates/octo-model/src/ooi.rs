@@ -11,6 +11,8 @@ use crate::key::{primary_key, Reference};
 use crate::schema::{FieldDef, FieldKind};
 use crate::value::{check_float, check_int, scalar_from_text, Value};
 
+mod stored;
+
 /// A scan profile as Octopoes' JSON carries it on an object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanProfile {
@@ -156,6 +158,89 @@ impl Catalog {
         ooi.scan_profile = scan_profile;
         ooi.user_id = user_id;
         Ok(ooi)
+    }
+
+    /// Builds an object from a document this system stored under `key`, taking the document's
+    /// values instead of copying them. Reads are most of what the graph does, and a stored
+    /// document was validated and normalised when it was written, so only what a changed
+    /// schema could break is checked again (fields, types, enums, required values); text is
+    /// taken as stored and the key is `key`, not recomputed.
+    pub fn ooi_from_stored(&self, key: &str, doc: Json) -> Result<Ooi, ModelError> {
+        let Json::Object(mut map) = doc else {
+            return Err(ModelError::Shape("an object must be a JSON object".into()));
+        };
+        let object_type = match map.shift_remove("object_type") {
+            Some(Json::String(t)) => t,
+            _ => return Err(ModelError::Shape("missing string field `object_type`".into())),
+        };
+        map.shift_remove("primary_key");
+        let scan_profile = match map.shift_remove("scan_profile") {
+            None | Some(Json::Null) => None,
+            Some(p) => Some(
+                serde_json::from_value::<ScanProfile>(p)
+                    .map_err(|e| ModelError::field(&object_type, "scan_profile", e.to_string()))?,
+            ),
+        };
+        let user_id = match map.shift_remove("user_id") {
+            None | Some(Json::Null) => None,
+            Some(Json::Number(n)) if n.is_i64() => n.as_i64(),
+            Some(_) => return Err(ModelError::field(&object_type, "user_id", "must be an integer")),
+        };
+        let def = self.get(&object_type)?;
+        if def.is_abstract {
+            return Err(ModelError::AbstractType(object_type));
+        }
+        if let Some(unknown) = map.keys().find(|k| !def.fields.contains_key(k.as_str())) {
+            return Err(ModelError::field(&object_type, unknown, "no such field"));
+        }
+        let mut fields = IndexMap::with_capacity(def.fields.len());
+        for (name, f) in &def.fields {
+            let raw = match map.shift_remove(name) {
+                Some(Json::Null) | None => f.default.clone(),
+                given => given,
+            };
+            let value = match raw {
+                None if f.optional => Value::Null,
+                None => return Err(ModelError::field(&object_type, name, "is required")),
+                Some(raw) if f.list => self.stored_list(def, f, raw)?,
+                Some(raw) => self.coerce_stored(def, f, raw)?,
+            };
+            fields.insert(name.clone(), value);
+        }
+        Ok(Ooi {
+            object_type: def.name.clone(),
+            primary_key: Reference::from_trusted(key),
+            fields,
+            scan_profile,
+            user_id,
+        })
+    }
+
+    /// A stored list field's value.
+    fn stored_list(&self, def: &TypeDef, f: &FieldDef, raw: Json) -> Result<Value, ModelError> {
+        match raw {
+            Json::Array(items) => Ok(Value::List(
+                items.into_iter().map(|item| self.coerce_stored(def, f, item)).collect::<Result<_, _>>()?,
+            )),
+            _ => Err(ModelError::field(&def.name, &f.name, "must be a list")),
+        }
+    }
+
+    /// [`Catalog::coerce`] for a stored value, moved rather than copied: references and text
+    /// were canonicalised when written.
+    fn coerce_stored(&self, def: &TypeDef, f: &FieldDef, raw: Json) -> Result<Value, ModelError> {
+        match (&f.kind, raw) {
+            (FieldKind::Json, v) => Ok(Value::Json(v)),
+            (FieldKind::Reference(spec), Json::String(s)) => {
+                let r = Reference::from_trusted(s);
+                if !self.is_a(r.type_name(), &spec.target) {
+                    return Err(ModelError::field(&def.name, &f.name, format!("'{}' is not a {}", r, spec.target)));
+                }
+                Ok(Value::Ref(r))
+            }
+            (FieldKind::String { .. } | FieldKind::Hostname | FieldKind::Url, Json::String(s)) => Ok(Value::Str(s)),
+            (_, raw) => self.coerce(def, f, &raw, true),
+        }
     }
 
     /// Builds an object of `object_type` from field values; unknown fields are refused.

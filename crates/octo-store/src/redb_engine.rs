@@ -204,6 +204,12 @@ impl Reader for RedbSnapshot {
     fn get(&self, key: &str, at: AsOf) -> Result<Option<Version>> {
         get(&self.versions, key, at)
     }
+    fn get_many(&self, keys: &[&str], at: AsOf) -> Result<Vec<Option<Version>>> {
+        get_many(&self.versions, keys, at)
+    }
+    fn referrer_keys_many(&self, targets: &[&str]) -> Result<Vec<Vec<String>>> {
+        referrer_keys_many(&self.refs, targets)
+    }
     fn scan_type(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()> {
         scan_type(&self.versions, type_name, at, visit)
     }
@@ -360,6 +366,16 @@ impl Reader for RedbTransaction {
             self.flush()?;
         }
         get(&self.txn().open_table(VERSIONS).map_err(StoreError::engine)?, key, at)
+    }
+    fn get_many(&self, keys: &[&str], at: AsOf) -> Result<Vec<Option<Version>>> {
+        if keys.iter().any(|k| self.pending.borrow().keys.contains(*k)) {
+            self.flush()?;
+        }
+        get_many(&self.txn().open_table(VERSIONS).map_err(StoreError::engine)?, keys, at)
+    }
+    fn referrer_keys_many(&self, targets: &[&str]) -> Result<Vec<Vec<String>>> {
+        self.flush()?;
+        referrer_keys_many(&self.txn().open_table(REFS).map_err(StoreError::engine)?, targets)
     }
     fn scan_type(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()> {
         self.flush()?;
@@ -624,6 +640,131 @@ fn key_range(key: &str) -> (Vec<u8>, Vec<u8>) {
     // An encoded key ends in 0x01, so it always has a successor prefix.
     let hi = prefix_end(&lo).unwrap_or_else(|| vec![0xFF; lo.len() + 1]);
     (lo, hi)
+}
+
+/// An encoded key range `[lo, hi)`.
+type KeyRange = (Vec<u8>, Vec<u8>);
+
+/// How many entries outside the wanted ranges one pass of [`walk_ranges`] steps over before it
+/// seeks instead: a step costs a fraction of a descent from the root, a long gap more than one.
+const MAX_GAP: usize = 16;
+
+/// Visits the entries of several key ranges `[lo, hi)`, sorted and disjoint, with the index of
+/// the range each lies in. One cursor runs on from range to range while they lie close together
+/// and seeks afresh only past a gap of more than [`MAX_GAP`] entries, so reading the versions of
+/// fifty neighbouring keys costs about one descent, not fifty.
+fn walk_ranges<V: redb::Value + 'static, T: ReadableTable<&'static [u8], V>>(
+    table: &T,
+    ranges: &[KeyRange],
+    mut visit: impl FnMut(usize, &[u8], redb::AccessGuard<'_, V>) -> Result<()>,
+) -> Result<()> {
+    let Some((_, end)) = ranges.last() else { return Ok(()) };
+    let mut i = 0;
+    while i < ranges.len() {
+        let mut gap = 0;
+        let mut entries = table.range(ranges[i].0.as_slice()..end.as_slice()).map_err(StoreError::engine)?;
+        loop {
+            let Some(item) = entries.next() else { return Ok(()) };
+            let (k, v) = item.map_err(StoreError::engine)?;
+            let kb = k.value();
+            while i < ranges.len() && kb >= ranges[i].1.as_slice() {
+                i += 1;
+            }
+            // The walk ends before `end`, the last range's bound, so some range is left.
+            let Some((lo, _)) = ranges.get(i) else { return Ok(()) };
+            if kb >= lo.as_slice() {
+                gap = 0;
+                visit(i, kb, v)?;
+            } else {
+                gap += 1;
+                if gap > MAX_GAP {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sorts and deduplicates `keys` into the encoded ranges of [`key_range`]; returns the ranges
+/// and, for each key asked, the index of its range.
+fn sorted_ranges(keys: &[&str]) -> (Vec<KeyRange>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys[a].as_bytes().cmp(keys[b].as_bytes()));
+    let mut ranges: Vec<KeyRange> = Vec::with_capacity(keys.len());
+    let mut slot = vec![0; keys.len()];
+    let mut last: Option<&str> = None;
+    for i in order {
+        if last != Some(keys[i]) {
+            ranges.push(key_range(keys[i]));
+            last = Some(keys[i]);
+        }
+        slot[i] = ranges.len() - 1;
+    }
+    (ranges, slot)
+}
+
+fn get_many<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    versions: &T,
+    keys: &[&str],
+    at: AsOf,
+) -> Result<Vec<Option<Version>>> {
+    let (ranges, slot) = sorted_ranges(keys);
+    let tx = at.tx_time.unwrap_or(Timestamp::MAX);
+    // Per range, the newest version that counts: versions come in ascending (valid, tx) order.
+    let mut best: Vec<Option<(Timestamp, Timestamp, Vec<u8>)>> = vec![None; ranges.len()];
+    walk_ranges(versions, &ranges, |i, k, v| {
+        let (vt, tt) = split_times(k)?;
+        if vt <= at.valid_time && tt <= tx {
+            best[i] = Some((vt, tt, v.value().to_vec()));
+        }
+        Ok(())
+    })?;
+    let mut decoded: Vec<Option<(Timestamp, Timestamp, Record)>> = Vec::with_capacity(best.len());
+    for b in best {
+        decoded.push(match b {
+            Some((vt, tt, bytes)) if Record::is_live(&bytes)? => Some((vt, tt, Record::decode(&bytes)?)),
+            _ => None,
+        });
+    }
+    // A key asked twice shares its range: every use but the last gets a copy.
+    let mut uses = vec![0usize; decoded.len()];
+    for &s in &slot {
+        uses[s] += 1;
+    }
+    Ok(keys
+        .iter()
+        .zip(slot)
+        .map(|(key, s)| {
+            uses[s] -= 1;
+            let found = if uses[s] == 0 { decoded[s].take() } else { decoded[s].clone() };
+            found.map(|(vt, tt, r)| to_version((*key).to_owned(), vt, tt, r))
+        })
+        .collect())
+}
+
+fn referrer_keys_many<R: ReadableTable<&'static [u8], ()>>(refs: &R, targets: &[&str]) -> Result<Vec<Vec<String>>> {
+    let (ranges, slot) = sorted_ranges(targets);
+    let mut found: Vec<Vec<String>> = vec![Vec::new(); ranges.len()];
+    walk_ranges(refs, &ranges, |i, k, _| {
+        found[i].push(decode_key(&k[ranges[i].0.len()..])?.0);
+        Ok(())
+    })?;
+    let mut uses = vec![0usize; found.len()];
+    for &s in &slot {
+        uses[s] += 1;
+    }
+    Ok(slot
+        .into_iter()
+        .map(|s| {
+            uses[s] -= 1;
+            if uses[s] == 0 {
+                std::mem::take(&mut found[s])
+            } else {
+                found[s].clone()
+            }
+        })
+        .collect())
 }
 
 fn referrer_keys<R: ReadableTable<&'static [u8], ()>>(refs: &R, target: &str) -> Result<Vec<String>> {

@@ -143,6 +143,18 @@ proptest! {
                 prop_assert_eq!(&among, &want_refs, "referrers_among of {} at {:?}", key, at);
                 prop_assert_eq!(got_refs, want_refs, "referrers of {} at {:?}", key, at);
             }
+            // Batched reads answer as single ones, in the order asked, repeats and unknown
+            // keys included.
+            let asked: Vec<&str> = KEYS.iter().rev().copied().chain(["T|a", "V|none", "T|b"]).collect();
+            let many = snap.get_many(&asked, at).unwrap();
+            prop_assert_eq!(many.len(), asked.len());
+            for (key, got) in asked.iter().zip(&many) {
+                prop_assert_eq!(got, &snap.get(key, at).unwrap(), "get_many {} at {:?}", key, at);
+            }
+            let referrer_lists = snap.referrer_keys_many(&asked).unwrap();
+            for (key, got) in asked.iter().zip(&referrer_lists) {
+                prop_assert_eq!(got, &snap.referrer_keys(key).unwrap(), "referrer_keys_many {}", key);
+            }
             let mut scanned = vec![];
             snap.scan_type("T", at, &mut |v| { scanned.push((v.key, v.doc)); true }).unwrap();
             let mut want: Vec<(String, Vec<u8>)> = KEYS.iter().filter(|k| k.starts_with("T|"))
