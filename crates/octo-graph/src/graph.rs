@@ -96,12 +96,12 @@ pub struct Graph {
     /// For each type, the types whose capped references can point at it (see `edges_of`).
     capped_referrers: CappedReferrers,
     /// For each type, the types whose references can point at it (for trees).
-    pub(crate) referrers: std::collections::HashMap<String, Vec<String>>,
+    pub(crate) referrers: foldhash::HashMap<String, Vec<String>>,
     /// The rule engine run inside every write, if any.
     inferrer: Option<Arc<dyn Inferrer>>,
     /// Types whose objects neither pass nor receive levels (no capped reference either way),
     /// so creating or changing one needs no level maintenance.
-    level_inert: std::collections::HashSet<String>,
+    level_inert: foldhash::HashSet<String>,
 }
 
 impl Graph {
@@ -533,7 +533,7 @@ fn read_edges(
 }
 
 /// For each type, the types whose capped references can point at it.
-type CappedReferrers = std::collections::HashMap<String, Vec<String>>;
+type CappedReferrers = foldhash::HashMap<String, Vec<String>>;
 
 /// The graph as level propagation sees it through a read-only snapshot (explanations).
 struct ReaderLevels<'a> {
@@ -569,7 +569,7 @@ struct Session<'a> {
     tx: Box<dyn Transaction + 'a>,
     catalog: &'a Catalog,
     capped_referrers: &'a CappedReferrers,
-    level_inert: &'a std::collections::HashSet<String>,
+    level_inert: &'a foldhash::HashSet<String>,
     valid: Timestamp,
     cause: String,
     outcome: Outcome,

@@ -100,8 +100,8 @@ fn serialize_store<S: serde::Serializer>(store: &BTreeMap<Reference, Ooi>, s: S)
 /// object it expands, the live referrers of types that can point at it, in key order.
 #[derive(Default)]
 struct TreeReads {
-    docs: std::collections::HashMap<Reference, Option<Ooi>>,
-    referrers: std::collections::HashMap<Reference, Vec<Reference>>,
+    docs: foldhash::HashMap<Reference, Option<Ooi>>,
+    referrers: foldhash::HashMap<Reference, Vec<Reference>>,
 }
 
 /// An object a tree walk reached: with the steps left, and the object and edge name it came by.
@@ -426,7 +426,7 @@ impl Graph {
                 reads.referrers.insert(target, live);
             }
             let mut next = Vec::new();
-            let mut seen = std::collections::HashSet::new();
+            let mut seen = foldhash::HashSet::default();
             for (r, d, came_by) in expanding {
                 let def = self.catalog().get(r.type_name())?;
                 let Some(Some(ooi)) = reads.docs.get(r) else { continue };

@@ -3,11 +3,16 @@
 //! Built-in types ship as schema files compiled into the binary; [`CatalogBuilder::add_dir`]
 //! loads a user's own types from a directory at start-up, without recompiling.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use indexmap::IndexMap;
+
+use crate::NameMap;
+
+/// Lookups by type name, with the hasher of [`NameMap`].
+type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::error::ModelError;
 use crate::schema::{resolve_field, FieldDef, FieldKind, KeyEmbed, SchemaFile};
@@ -46,9 +51,9 @@ pub struct TypeDef {
     /// The fields forming the natural key, in key order.
     pub natural_key: Vec<String>,
     /// All fields, inherited ones first.
-    pub fields: IndexMap<String, FieldDef>,
+    pub fields: NameMap<FieldDef>,
     /// Names of incoming relations, by the referencing field (default `Type_field`).
-    pub reverse_names: IndexMap<String, String>,
+    pub reverse_names: NameMap<String>,
     /// The schema file that declared it.
     pub source: PathBuf,
 }
@@ -78,11 +83,11 @@ pub struct Catalog {
 
 #[derive(Debug)]
 struct CatalogInner {
-    types: IndexMap<String, TypeDef>,
+    types: NameMap<TypeDef>,
     /// Concrete types that are the named type or descend from it.
-    concrete: HashMap<String, Vec<String>>,
+    concrete: FastMap<String, Vec<String>>,
     /// Number of key segments of each type's natural key; `None` when variable.
-    arity: HashMap<String, Option<usize>>,
+    arity: FastMap<String, Option<usize>>,
 }
 
 impl Catalog {
@@ -220,7 +225,7 @@ impl CatalogBuilder {
             }
         }
 
-        let mut types: IndexMap<String, TypeDef> = IndexMap::new();
+        let mut types: NameMap<TypeDef> = NameMap::default();
         types.insert(
             ROOT_TYPE.to_owned(),
             TypeDef {
@@ -231,8 +236,8 @@ impl CatalogBuilder {
                 description: Some("The root of every object type.".into()),
                 traversable: true,
                 natural_key: vec![],
-                fields: IndexMap::new(),
-                reverse_names: IndexMap::new(),
+                fields: NameMap::default(),
+                reverse_names: NameMap::default(),
                 source: PathBuf::from("builtin"),
             },
         );
@@ -243,7 +248,7 @@ impl CatalogBuilder {
             resolve_type(name, &raw, &mut types, &mut visiting)?;
         }
 
-        let mut concrete: HashMap<String, Vec<String>> = HashMap::new();
+        let mut concrete: FastMap<String, Vec<String>> = FastMap::default();
         for t in types.values().filter(|t| !t.is_abstract) {
             concrete.entry(t.name.clone()).or_default().push(t.name.clone());
             for a in &t.ancestors {
@@ -254,7 +259,7 @@ impl CatalogBuilder {
             concrete.entry(t.name.clone()).or_default();
         }
 
-        let mut catalog = CatalogInner { types, concrete, arity: HashMap::new() };
+        let mut catalog = CatalogInner { types, concrete, arity: FastMap::default() };
         check_references(&catalog)?;
         let names: Vec<String> = catalog.types.keys().cloned().collect();
         for name in &names {
@@ -278,7 +283,7 @@ fn is_type_name(name: &str) -> bool {
 fn resolve_type(
     name: &str,
     raw: &IndexMap<String, (PathBuf, crate::schema::RawType)>,
-    types: &mut IndexMap<String, TypeDef>,
+    types: &mut NameMap<TypeDef>,
     visiting: &mut HashSet<String>,
 ) -> Result<(), ModelError> {
     if types.contains_key(name) {
@@ -297,8 +302,8 @@ fn resolve_type(
         }
         resolve_type(p, raw, types, visiting)?;
     }
-    let mut fields: IndexMap<String, FieldDef> = IndexMap::new();
-    let mut reverse_names = IndexMap::new();
+    let mut fields: NameMap<FieldDef> = NameMap::default();
+    let mut reverse_names = NameMap::default();
     let mut ancestors: Vec<String> = Vec::new();
     let mut natural_key = None;
     let mut traversable = None;

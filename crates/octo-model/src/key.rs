@@ -280,7 +280,7 @@ impl<'a> KeyParser<'a> {
 }
 
 /// Builds the primary key of an object of type `def` from its validated field values.
-pub(crate) fn primary_key(def: &TypeDef, fields: &IndexMap<String, Value>) -> Reference {
+pub(crate) fn primary_key(def: &TypeDef, fields: &crate::NameMap<Value>) -> Reference {
     let mut key = def.name.clone();
     for name in &def.natural_key {
         key.push('|');

@@ -36,6 +36,11 @@ pub mod schema;
 pub mod value;
 
 pub use catalog::{Catalog, CatalogBuilder, TypeDef};
+
+/// A map keyed by type or field name, in declaration order. Every read of every object looks
+/// names up, so they are hashed with a fast hasher (foldhash, randomly seeded) rather than
+/// SipHash; the names come from schema files, never from what a client sends.
+pub type NameMap<V> = indexmap::IndexMap<String, V, foldhash::fast::RandomState>;
 pub use error::ModelError;
 pub use key::{ParsedReference, Reference, Token, Tokens};
 pub use ooi::{Ooi, ScanProfile};

@@ -1,7 +1,7 @@
 //! Objects of interest: validated instances of catalogue types, with their primary key, read from
 //! and written to JSON in the shape Octopoes' API uses.
 
-use indexmap::IndexMap;
+use crate::NameMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
@@ -32,7 +32,7 @@ pub struct ScanProfile {
 pub struct Ooi {
     object_type: String,
     primary_key: Reference,
-    fields: IndexMap<String, Value>,
+    fields: NameMap<Value>,
     /// The scan profile, when known (filled by the graph, not part of the object's identity).
     pub scan_profile: Option<ScanProfile>,
     /// The user who created it, when known.
@@ -56,7 +56,7 @@ impl Ooi {
     }
 
     /// All fields in declaration order; optional fields that were not given are `Null`.
-    pub fn fields(&self) -> &IndexMap<String, Value> {
+    pub fn fields(&self) -> &NameMap<Value> {
         &self.fields
     }
 
@@ -193,7 +193,7 @@ impl Catalog {
         if let Some(unknown) = map.keys().find(|k| !def.fields.contains_key(k.as_str())) {
             return Err(ModelError::field(&object_type, unknown, "no such field"));
         }
-        let mut fields = IndexMap::with_capacity(def.fields.len());
+        let mut fields = NameMap::with_capacity_and_hasher(def.fields.len(), Default::default());
         for (name, f) in &def.fields {
             let raw = match map.shift_remove(name) {
                 Some(Json::Null) | None => f.default.clone(),
@@ -256,7 +256,7 @@ impl Catalog {
         if let Some(unknown) = given.keys().find(|k| !def.fields.contains_key(k.as_str())) {
             return Err(ModelError::field(object_type, unknown, "no such field"));
         }
-        let mut fields = IndexMap::with_capacity(def.fields.len());
+        let mut fields = NameMap::with_capacity_and_hasher(def.fields.len(), Default::default());
         for (name, f) in &def.fields {
             let raw = given.get(name).filter(|v| !v.is_null()).or(f.default.as_ref());
             let value = match raw {

@@ -11,7 +11,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use indexmap::IndexMap;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -21,6 +20,7 @@ use crate::catalog::{Catalog, TypeDef};
 use crate::key::Reference;
 use crate::schema::{FieldDef, FieldKind};
 use crate::value::Value;
+use crate::NameMap;
 
 impl Catalog {
     /// Builds an object from the bytes of a document this system stored under `key`: the
@@ -109,7 +109,7 @@ impl<'de> Visitor<'de> for StoredOoi<'_> {
                 }
             }
         }
-        let mut fields = IndexMap::with_capacity(def.fields.len());
+        let mut fields = NameMap::with_capacity_and_hasher(def.fields.len(), Default::default());
         for ((name, f), slot) in def.fields.iter().zip(slots) {
             let value = match (slot, &f.default) {
                 (Some(v), _) => v,
