@@ -377,10 +377,7 @@ impl Graph {
         let mut reads = TreeReads::default();
         let mut level: Vec<Reached> = vec![(root.clone(), depth, None)];
         while !level.is_empty() {
-            let unread: BTreeSet<&Reference> =
-                level.iter().map(|(r, ..)| r).filter(|r| !reads.docs.contains_key(*r)).collect();
-            let unread: Vec<Reference> = unread.into_iter().cloned().collect();
-            self.read_tree_docs(snap, &unread, at, &mut reads)?;
+            self.read_tree_docs(snap, level.iter().map(|(r, ..)| r), at, &mut reads)?;
             let mut expanding: Vec<&Reached> = Vec::new();
             for node in &level {
                 let (r, d, came_by) = node;
@@ -411,10 +408,7 @@ impl Graph {
                         .collect(),
                 );
             }
-            let unread: BTreeSet<&Reference> =
-                candidates.iter().flatten().filter(|r| !reads.docs.contains_key(*r)).collect();
-            let unread: Vec<Reference> = unread.into_iter().cloned().collect();
-            self.read_tree_docs(snap, &unread, at, &mut reads)?;
+            self.read_tree_docs(snap, candidates.iter().flatten(), at, &mut reads)?;
             for (target, keys) in fresh.into_iter().zip(candidates) {
                 // A candidate counts when its version as of `at` still points here.
                 let live: Vec<Reference> = keys
@@ -446,8 +440,17 @@ impl Graph {
         Ok(reads)
     }
 
-    /// Reads and decodes the documents of `keys` (absent ones recorded as absent).
-    fn read_tree_docs(&self, snap: &dyn Reader, keys: &[Reference], at: AsOf, reads: &mut TreeReads) -> Result<()> {
+    /// Reads and decodes, in one batch, the documents of those `keys` not read yet (absent ones
+    /// recorded as absent).
+    fn read_tree_docs<'k>(
+        &self,
+        snap: &dyn Reader,
+        keys: impl Iterator<Item = &'k Reference>,
+        at: AsOf,
+        reads: &mut TreeReads,
+    ) -> Result<()> {
+        let unread: BTreeSet<&Reference> = keys.filter(|r| !reads.docs.contains_key(*r)).collect();
+        let keys: Vec<Reference> = unread.into_iter().cloned().collect();
         let asked: Vec<&str> = keys.iter().map(Reference::as_str).collect();
         for (key, version) in keys.iter().zip(snap.get_many(&asked, at)?) {
             let ooi = version.map(|v| self.decode_ooi(&v.key, &v.doc)).transpose()?;
@@ -626,8 +629,6 @@ mod tests {
     use crate::Declaration;
 
     /// The walk before batching: a read per document, per referrer list, per profile.
-    /// has already read it (referrers come with theirs); a leaf already in `store` is not read
-    /// again, so an object reached by several paths costs one read.
     #[allow(clippy::too_many_arguments)]
     fn naive_node(
         g: &Graph,
