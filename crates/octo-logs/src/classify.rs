@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 
+use crate::backtrack::Program;
 use crate::message::{Format, Syslog};
 use crate::services::pattern::{literal_regex, parse as parse_pattern, perl_braces, type_regex, Part};
 use crate::services::{MessageDef, Service, ServiceError, Subject};
@@ -32,6 +33,8 @@ struct Compiled {
     service: usize,
     /// Its regex, run without the lazy DFA's pre-pass (see [`compile`]).
     regex: regex_automata::meta::Regex,
+    /// The same pattern for the small backtracker, which runs first when the pattern allows.
+    program: Option<Program>,
     /// The field of each capture group (index = group number).
     groups: Vec<Option<String>>,
     /// Exact programs (lower case) and globs.
@@ -156,7 +159,7 @@ const DIRECT_SEARCHES: usize = 8;
 
 thread_local! {
     /// Per thread: the literals a line holds (a bit each), and the capture slots of a match.
-    static SEEN: (std::cell::RefCell<Vec<u64>>, std::cell::RefCell<Vec<Option<regex_automata::util::primitives::NonMaxUsize>>>) =
+    static SEEN: (std::cell::RefCell<Vec<u64>>, std::cell::RefCell<Vec<Option<usize>>>) =
         const { (std::cell::RefCell::new(Vec::new()), std::cell::RefCell::new(Vec::new())) };
 }
 
@@ -177,7 +180,7 @@ impl Classifier {
             names.push(s.name.clone());
             for m in &s.messages {
                 let bad = |reason: String| ServiceError { source: s.name.clone(), message: Some(m.id.clone()), reason };
-                let (regex, groups, literal, prefix) = compile(&m.pattern).map_err(bad)?;
+                let CompiledPattern { regex, program, groups, literal, prefix } = compile(&m.pattern).map_err(bad)?;
                 for object in &m.observe {
                     for value in object.values() {
                         for name in placeholders(value) {
@@ -211,6 +214,7 @@ impl Classifier {
                     def: m.clone(),
                     service: si,
                     regex,
+                    program,
                     groups,
                     exact,
                     globs,
@@ -369,18 +373,14 @@ impl Classifier {
                     }
                 }
                 let hay = subject.as_bytes();
-                let input = regex_automata::Input::new(hay).anchored(regex_automata::Anchored::Yes);
                 let mut slots = slots.borrow_mut();
-                slots.clear();
-                slots.resize(c.regex.group_info().slot_len(), None);
-                if c.regex.search_slots(&input, &mut slots).is_none() {
+                if !matches(c, hay, &mut slots) {
                     continue;
                 }
                 let mut fields = Vec::new();
                 for (g, name) in c.groups.iter().enumerate() {
                     let span = slots.get(2 * g).copied().flatten().zip(slots.get(2 * g + 1).copied().flatten());
                     if let (Some(name), Some((s, e))) = (name, span) {
-                        let (s, e) = (s.get(), e.get());
                         fields.push((name.as_str(), String::from_utf8_lossy(&hay[s..e]).into_owned()));
                     }
                 }
@@ -389,6 +389,24 @@ impl Classifier {
             None
         })
     }
+}
+
+/// Whether a message's pattern matches at the start of `hay`, with the start and end of each
+/// group in `slots`: by the small backtracker where it can answer, else by the regex.
+fn matches(c: &Compiled, hay: &[u8], slots: &mut Vec<Option<usize>>) -> bool {
+    if let Some(program) = &c.program {
+        slots.clear();
+        slots.resize(program.slot_len(), None);
+        if let Ok(found) = program.search(hay, slots) {
+            return found;
+        }
+    }
+    let input = regex_automata::Input::new(hay).anchored(regex_automata::Anchored::Yes);
+    let mut found = vec![None; c.regex.group_info().slot_len()];
+    let matched = c.regex.search_slots(&input, &mut found).is_some();
+    slots.clear();
+    slots.extend(found.iter().map(|s| s.map(|s| s.get())));
+    matched
 }
 
 /// The line from its tag on, as Octopussy's patterns see it after the host.
@@ -414,9 +432,17 @@ fn glob(g: &str, s: &str) -> bool {
     }
 }
 
-/// A compiled pattern: its regex, the field of each group, its longest required literal, and
-/// the literal text it starts with (lower case).
-type CompiledPattern = (regex_automata::meta::Regex, Vec<Option<String>>, Option<String>, Vec<u8>);
+/// A compiled pattern.
+struct CompiledPattern {
+    regex: regex_automata::meta::Regex,
+    program: Option<Program>,
+    /// The field of each capture group (index = group number).
+    groups: Vec<Option<String>>,
+    /// Its longest required literal.
+    literal: Option<String>,
+    /// The literal text it starts with (lower case).
+    prefix: Vec<u8>,
+}
 
 /// Compiles a pattern.
 fn compile(pattern: &str) -> Result<CompiledPattern, String> {
@@ -516,9 +542,107 @@ fn compile(pattern: &str) -> Result<CompiledPattern, String> {
             prefix.pop();
         }
     }
-    Ok((regex, groups, literal, prefix))
+    let program = Program::new(&src);
+    Ok(CompiledPattern { regex, program, groups, literal, prefix })
 }
 
 fn first_line(s: &str) -> String {
     s.lines().rfind(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{parse, ParseContext};
+    use crate::services::Service;
+
+    const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/");
+
+    /// Every subject a pattern may be matched against, for loghub's lines (with and without a
+    /// PRI, whole and cut short, so that matches also fail late).
+    fn subjects(step: usize) -> Vec<(Subject, String)> {
+        let ctx = ParseContext::now();
+        let mut out = Vec::new();
+        for name in ["OpenSSH_2k", "Linux_2k", "Apache_2k"] {
+            let log = std::fs::read_to_string(format!("{SHARED}loghub/{name}.log")).expect("loghub in ../shared");
+            for line in log.lines().step_by(step) {
+                let line = format!("<38>{line}");
+                let m = parse(&line, &ctx);
+                let ts = m.timestamp.map(|t| t.to_string()).unwrap_or_default();
+                let whole = [
+                    (Subject::Message, m.msg.trim_start_matches(' ').to_owned()),
+                    (Subject::Rest, rest_of(&line, &m).into_owned()),
+                    (Subject::Canonical, format!("{ts} {} {}", m.hostname.unwrap_or("dev"), rest_of(&line, &m))),
+                ];
+                for (subject, text) in whole {
+                    for cut in [text.len(), text.len() * 2 / 3, text.len() / 2] {
+                        let mut cut = cut;
+                        while !text.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        out.push((subject, text[..cut].to_owned()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The small backtracker gives the regex's answer, captures included, for every pattern
+    /// it takes, of the built-in library and of Octopussy's 151 services.
+    #[test]
+    fn the_backtracker_agrees_with_the_regex_on_every_library_pattern() {
+        let builtin = Classifier::new(&crate::services::builtin()).unwrap();
+        let dir = format!("{SHARED}octopussy/services/");
+        let mut files: Vec<_> =
+            std::fs::read_dir(&dir).expect("Octopussy's services").flatten().map(|e| e.path()).collect();
+        files.sort();
+        let octopussy: Vec<Service> = files
+            .iter()
+            .map(|p| {
+                crate::services::octopussy::parse(&std::fs::read_to_string(p).unwrap(), &p.display().to_string())
+                    .unwrap()
+            })
+            .collect();
+        let octopussy = Classifier::new(&octopussy).unwrap();
+        let count = |c: &Classifier| c.messages.iter().filter(|c| c.program.is_some()).count();
+        let (builtin_with, octopussy_with) = (count(&builtin), count(&octopussy));
+        eprintln!(
+            "patterns on the backtracker: {builtin_with} of {} built-in, {octopussy_with} of {} of Octopussy's",
+            builtin.messages.len(),
+            octopussy.messages.len()
+        );
+        assert!(builtin_with * 10 >= builtin.messages.len() * 9, "{builtin_with} of {}", builtin.messages.len());
+        let (all, sampled) = (subjects(1), subjects(20));
+        let (mut searches, mut matched, mut exhausted) = (0usize, 0usize, 0usize);
+        for (classifier, lines) in [(&builtin, &all), (&octopussy, &sampled)] {
+            for c in &classifier.messages {
+                let Some(program) = &c.program else { continue };
+                for (_, hay) in lines.iter().filter(|(s, _)| *s == c.def.subject) {
+                    let hay = hay.as_bytes();
+                    let input = regex_automata::Input::new(hay).anchored(regex_automata::Anchored::Yes);
+                    let mut want = vec![None; c.regex.group_info().slot_len()];
+                    let found = c.regex.search_slots(&input, &mut want).is_some();
+                    let want: Vec<Option<usize>> = want.iter().map(|s| s.map(|s| s.get())).collect();
+                    let mut got = vec![None; program.slot_len()];
+                    searches += 1;
+                    match program.search(hay, &mut got) {
+                        Ok(hit) => {
+                            let line = String::from_utf8_lossy(hay);
+                            assert_eq!(hit, found, "{}: {} on {line:?}", c.def.id, c.def.pattern);
+                            if found {
+                                matched += 1;
+                                assert_eq!(got[..], want[..got.len()], "{}: {} on {line:?}", c.def.id, c.def.pattern);
+                                assert!(want[got.len()..].iter().all(Option::is_none));
+                            }
+                        }
+                        Err(_) => exhausted += 1,
+                    }
+                }
+            }
+        }
+        eprintln!("{searches} searches, {matched} matches, {exhausted} out of steps");
+        assert!(matched > 5_000, "the lines must exercise the patterns: {matched} matches");
+        assert!(exhausted * 1000 <= searches, "{exhausted} of {searches} searches ran out of steps");
+    }
 }

@@ -5,11 +5,13 @@
 //!
 //! The parts go in the order a line travels: [`source`] (receivers) → [`framing`] → [`parse`] →
 //! [`device`] (dispatch) → [`raw_store`]; then [`classify`] with the [`services`] into the
-//! [`tables`] (stored by `octo-tables`); [`pipeline`] joins them. Nothing here depends on the
+//! [`tables`] (stored by `octo-tables`), patterns running on the [`backtrack`] matcher where
+//! they allow it; [`pipeline`] joins them. Nothing here depends on the
 //! graph crates: evidence for the graph is handed out by the pipeline and written by the binary.
 
 #![warn(missing_docs)]
 
+pub mod backtrack;
 pub mod classify;
 pub mod device;
 pub mod framing;
