@@ -504,8 +504,7 @@ pub(crate) fn read_profile(reader: &dyn Reader, r: &Reference, at: AsOf) -> Resu
 }
 
 /// Propagation edges of an object: its own capped references, and the capped references of
-/// other objects to it. One read of the reference index, then documents only for keys of the
-/// `capped` types, the only ones that can pass levels.
+/// other objects to it (see [`read_edges_many`]).
 fn read_edges(
     reader: &dyn Reader,
     catalog: &Catalog,
@@ -513,23 +512,62 @@ fn read_edges(
     r: &Reference,
     at: AsOf,
 ) -> Result<Vec<Edge>> {
-    let Some(v) = reader.get(r.as_str(), at)? else { return Ok(vec![]) };
-    let doc: Json = decode(&v.key, &v.doc)?;
-    let mut edges = scan::outgoing_edges(catalog, &doc);
-    let types = capped.get(r.type_name()).map(Vec::as_slice).unwrap_or_default();
-    if types.is_empty() {
-        return Ok(edges);
+    let edges = read_edges_many(reader, catalog, capped, std::slice::from_ref(r), at)?;
+    Ok(edges.into_iter().next().flatten().unwrap_or_default())
+}
+
+/// [`read_edges`] of several objects in a few batched reads (documents, the reference index,
+/// then the referrers' documents); None for an object that does not exist. Only referrers of
+/// the `capped` types are read, the only ones that can pass levels.
+fn read_edges_many(
+    reader: &dyn Reader,
+    catalog: &Catalog,
+    capped: &CappedReferrers,
+    refs: &[Reference],
+    at: AsOf,
+) -> Result<Vec<Option<Vec<Edge>>>> {
+    let keys: Vec<&str> = refs.iter().map(Reference::as_str).collect();
+    let mut out = Vec::with_capacity(refs.len());
+    for v in reader.get_many(&keys, at)? {
+        out.push(match v {
+            Some(v) => Some(scan::outgoing_edges(catalog, &decode::<Json>(&v.key, &v.doc)?)),
+            None => None,
+        });
     }
-    let candidates: Vec<String> = reader
-        .referrer_keys(r.as_str())?
+    let types_of = |r: &Reference| capped.get(r.type_name()).map(Vec::as_slice).unwrap_or_default();
+    let expand: Vec<usize> = (0..refs.len()).filter(|&i| out[i].is_some() && !types_of(&refs[i]).is_empty()).collect();
+    if expand.is_empty() {
+        return Ok(out);
+    }
+    let targets: Vec<&str> = expand.iter().map(|&i| keys[i]).collect();
+    let candidates: Vec<Vec<String>> = reader
+        .referrer_keys_many(&targets)?
         .into_iter()
-        .filter(|k| types.iter().any(|t| Reference::from_trusted(k.as_str()).type_name() == t))
+        .zip(&expand)
+        .map(|(keys, &i)| {
+            let types = types_of(&refs[i]);
+            keys.into_iter()
+                .filter(|k| types.iter().any(|t| Reference::from_trusted(k.as_str()).type_name() == t))
+                .collect()
+        })
         .collect();
-    for v in reader.referrers_among(r.as_str(), &candidates, at)? {
-        let rdoc: Json = decode(&v.key, &v.doc)?;
-        edges.extend(scan::incoming_edges(catalog, &Reference::from_trusted(v.key.clone()), &rdoc, r));
+    let mut wanted: Vec<&str> = candidates.iter().flatten().map(String::as_str).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let versions: foldhash::HashMap<&str, octo_store::Version> =
+        wanted.iter().copied().zip(reader.get_many(&wanted, at)?).filter_map(|(k, v)| Some((k, v?))).collect();
+    for (&i, candidates) in expand.iter().zip(&candidates) {
+        let target = &refs[i];
+        let Some(edges) = out[i].as_mut() else { continue };
+        // As `Reader::referrers_among` answers: the candidates, in order, that still reference it.
+        for v in candidates.iter().filter_map(|k| versions.get(k.as_str())) {
+            if v.refs.iter().any(|r| r == target.as_str()) {
+                let rdoc: Json = decode(&v.key, &v.doc)?;
+                edges.extend(scan::incoming_edges(catalog, &Reference::from_trusted(v.key.clone()), &rdoc, target));
+            }
+        }
     }
-    Ok(edges)
+    Ok(out)
 }
 
 /// For each type, the types whose capped references can point at it.
@@ -611,6 +649,9 @@ impl LevelGraph for SessionLevels<'_, '_> {
     fn edges(&mut self, r: &Reference) -> Result<Vec<Edge>> {
         self.0.edges_of(r)
     }
+    fn prefetch(&mut self, refs: &[Reference], edges: bool) -> Result<()> {
+        self.0.prefetch_levels(refs, edges)
+    }
 }
 
 impl Session<'_> {
@@ -622,6 +663,54 @@ impl Session<'_> {
             read_profile(&*self.tx, r, self.at())?.map_or((0, false), |p| (p.level, p.scan_profile_type == "declared"));
         self.cache.borrow_mut().levels.insert(r.clone(), level);
         Ok(level)
+    }
+
+    /// Reads into the session's cache, in a few batched reads, whether each of `refs` exists,
+    /// its level and, with `edges`, its propagation edges: what level maintenance is about to
+    /// ask of each, one object at a time.
+    fn prefetch_levels(&self, refs: &[Reference], edges: bool) -> Result<()> {
+        let mut want: Vec<Reference> = {
+            let cache = self.cache.borrow();
+            refs.iter()
+                .filter(|r| {
+                    !cache.levels.contains_key(*r)
+                        || if edges { !cache.edges.contains_key(*r) } else { !cache.exists.contains_key(*r) }
+                })
+                .cloned()
+                .collect()
+        };
+        want.sort_unstable();
+        want.dedup();
+        // One object is read as cheaply alone.
+        if want.len() < 2 {
+            return Ok(());
+        }
+        let at = self.at();
+        let profile_keys: Vec<String> = want.iter().map(profile_key).collect();
+        let profile_keys: Vec<&str> = profile_keys.iter().map(String::as_str).collect();
+        let profiles = self.tx.get_many(&profile_keys, at)?;
+        let mut levels = Vec::with_capacity(want.len());
+        for (key, v) in profile_keys.iter().zip(profiles) {
+            let p: Option<ScanProfileRecord> = v.map(|v| decode(key, &v.doc)).transpose()?;
+            levels.push(p.map_or((0, false), |p| (p.level, p.scan_profile_type == "declared")));
+        }
+        let mut cache = self.cache.borrow_mut();
+        if edges {
+            let found = read_edges_many(&*self.tx, self.catalog, self.capped_referrers, &want, at)?;
+            for (r, e) in want.iter().zip(found) {
+                cache.exists.insert(r.clone(), e.is_some());
+                cache.edges.insert(r.clone(), e.unwrap_or_default());
+            }
+        } else {
+            let keys: Vec<&str> = want.iter().map(Reference::as_str).collect();
+            for (r, v) in want.iter().zip(self.tx.get_many(&keys, at)?) {
+                cache.exists.insert(r.clone(), v.is_some());
+            }
+        }
+        for (r, level) in want.into_iter().zip(levels) {
+            cache.levels.entry(r).or_insert(level);
+        }
+        Ok(())
     }
 
     /// Propagation edges of an object (see [`read_edges`]), cached for the session.

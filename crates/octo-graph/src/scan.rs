@@ -101,6 +101,11 @@ pub(crate) trait LevelGraph {
     fn level(&mut self, r: &Reference) -> crate::Result<(u8, bool)>;
     /// Propagation edges of an existing object.
     fn edges(&mut self, r: &Reference) -> crate::Result<Vec<Edge>>;
+    /// A hint that the existence and level of each of `refs` (and, with `edges`, its edges)
+    /// are about to be asked, so that an implementation can read them together.
+    fn prefetch(&mut self, _refs: &[Reference], _edges: bool) -> crate::Result<()> {
+        Ok(())
+    }
 }
 
 /// Recomputes, exactly, the levels of every undeclared object in the region grown from
@@ -110,28 +115,50 @@ pub(crate) trait LevelGraph {
 pub(crate) fn recompute(g: &mut dyn LevelGraph, seeds: &[(Reference, u8)]) -> crate::Result<BTreeMap<Reference, u8>> {
     // 1. The region.
     let bound = seeds.iter().map(|(_, b)| *b).max().unwrap_or(0);
+    // Grown a ring at a time, so that each ring's reads are asked for together.
     let mut region: BTreeSet<Reference> = BTreeSet::new();
-    let mut queue: VecDeque<Reference> = VecDeque::new();
-    for (s, _) in seeds {
-        if g.exists(s)? && !g.level(s)?.1 && region.insert(s.clone()) {
-            queue.push_back(s.clone());
+    let mut ring: Vec<Reference> = Vec::new();
+    let seed_refs: Vec<Reference> = seeds.iter().map(|(s, _)| s.clone()).collect();
+    g.prefetch(&seed_refs, true)?;
+    for s in seed_refs {
+        if g.exists(&s)? && !g.level(&s)?.1 && region.insert(s.clone()) {
+            ring.push(s);
         }
     }
-    while let Some(n) = queue.pop_front() {
-        for e in g.edges(&n)? {
-            if e.out_cap.is_none() || region.contains(&e.neighbour) || !g.exists(&e.neighbour)? {
+    while !ring.is_empty() {
+        g.prefetch(&ring, true)?;
+        let mut neighbours = Vec::new();
+        for n in &ring {
+            neighbours.extend(g.edges(n)?.into_iter().filter(|e| e.out_cap.is_some()).map(|e| e.neighbour));
+        }
+        neighbours.retain(|r| !region.contains(r));
+        g.prefetch(&neighbours, false)?;
+        let mut next = Vec::new();
+        for n in neighbours {
+            if region.contains(&n) || !g.exists(&n)? {
                 continue;
             }
-            let (level, declared) = g.level(&e.neighbour)?;
+            let (level, declared) = g.level(&n)?;
             if !declared && level > 0 && level <= bound {
-                region.insert(e.neighbour.clone());
-                queue.push_back(e.neighbour);
+                region.insert(n.clone());
+                next.push(n);
             }
         }
+        ring = next;
     }
     // 2. What flows into the region from outside it (and from declared objects).
     let mut levels: BTreeMap<Reference, u8> = region.iter().map(|r| (r.clone(), 0)).collect();
     let mut heap: BinaryHeap<(u8, Reference)> = BinaryHeap::new();
+    let mut sources = Vec::new();
+    for r in &region {
+        sources.extend(
+            g.edges(r)?
+                .into_iter()
+                .filter(|e| e.in_cap.is_some() && !region.contains(&e.neighbour))
+                .map(|e| e.neighbour),
+        );
+    }
+    g.prefetch(&sources, false)?;
     for r in &region {
         let mut best = 0;
         for e in g.edges(r)? {

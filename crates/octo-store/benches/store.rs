@@ -13,6 +13,10 @@ use common::*;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use octo_store::{AsOf, RedbStore, Store, StoreOptions, Timestamp, ValidTime};
 
+/// The allocator the `octograph` binary runs with, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn load_million(store: &RedbStore) {
     for v in 0..PORT_VERSIONS {
         for chunk in (0..PORTS).collect::<Vec<_>>().chunks(BATCH as usize) {

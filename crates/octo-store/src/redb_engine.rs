@@ -245,8 +245,9 @@ impl Reader for RedbSnapshot {
 /// Writes not yet handed to redb: buffered so bulk writes open each table once per flush.
 #[derive(Default)]
 struct Pending {
-    /// Keys with buffered versions: a point read of any other key need not flush.
-    keys: std::collections::HashSet<String>,
+    /// Hashes of the keys with buffered versions: a point read of any other key need not
+    /// flush (a hash shared by chance only costs a flush).
+    keys: foldhash::HashSet<u64>,
     versions: Vec<(Vec<u8>, Vec<u8>)>,
     refs: Vec<Vec<u8>>,
     events: Vec<(EventId, Vec<u8>)>,
@@ -299,10 +300,12 @@ impl RedbTransaction {
         }
         if !pending.refs.is_empty() {
             let mut refs = txn.open_table(REFS).map_err(StoreError::engine)?;
-            for k in pending.refs.drain(..) {
-                // Re-inserting an existing entry would still copy its page on write; most new
-                // versions reference what their previous version referenced.
-                if refs.get(k.as_slice()).map_err(StoreError::engine)?.is_none() {
+            // Re-inserting an existing entry would still copy its page on write, and most new
+            // versions reference what their previous version referenced: insert only what is
+            // missing, found with one cursor over the sorted keys.
+            let present = present_keys(&refs, &pending.refs)?;
+            for (k, present) in pending.refs.drain(..).zip(present) {
+                if !present {
                     refs.insert(k.as_slice(), ()).map_err(StoreError::engine)?;
                 }
             }
@@ -312,7 +315,7 @@ impl RedbTransaction {
 
     fn push(&self, key: &str, valid: Timestamp, record: &Record) {
         let mut pending = self.pending.borrow_mut();
-        pending.keys.insert(key.to_owned());
+        pending.keys.insert(key_hash(key));
         pending.versions.push((version_key(key, valid, self.tx_time), record.encode()));
         for r in &record.refs {
             pending.refs.push(ref_key(r, key));
@@ -362,13 +365,13 @@ impl Reader for RedbTransaction {
     fn get(&self, key: &str, at: AsOf) -> Result<Option<Version>> {
         // A point read depends only on the key's own versions: flush only when it has some
         // buffered (saving a flush per read in read-modify-write loops).
-        if self.pending.borrow().keys.contains(key) {
+        if self.pending.borrow().keys.contains(&key_hash(key)) {
             self.flush()?;
         }
         get(&self.txn().open_table(VERSIONS).map_err(StoreError::engine)?, key, at)
     }
     fn get_many(&self, keys: &[&str], at: AsOf) -> Result<Vec<Option<Version>>> {
-        if keys.iter().any(|k| self.pending.borrow().keys.contains(*k)) {
+        if keys.iter().any(|k| self.pending.borrow().keys.contains(&key_hash(k))) {
             self.flush()?;
         }
         get_many(&self.txn().open_table(VERSIONS).map_err(StoreError::engine)?, keys, at)
@@ -427,7 +430,7 @@ impl Transaction for RedbTransaction {
             // The common case: one version, encoded straight from the borrowed parts.
             let start = valid.start.unwrap_or(self.tx_time);
             let mut pending = self.pending.borrow_mut();
-            pending.keys.insert(key.to_owned());
+            pending.keys.insert(key_hash(key));
             pending
                 .versions
                 .push((version_key(key, start, self.tx_time), encode_record(self.tx_id, Some(&hash), refs, doc)));
@@ -686,6 +689,47 @@ fn walk_ranges<V: redb::Value + 'static, T: ReadableTable<&'static [u8], V>>(
     Ok(())
 }
 
+/// Which of `keys` (sorted and distinct) the table holds, found as [`walk_ranges`] walks: one
+/// cursor running on while the keys lie close together, a fresh seek past a longer gap. Keys
+/// beyond the table's last entry cost nothing after the first.
+fn present_keys<V: redb::Value + 'static, T: ReadableTable<&'static [u8], V>>(
+    table: &T,
+    keys: &[Vec<u8>],
+) -> Result<Vec<bool>> {
+    let mut present = vec![false; keys.len()];
+    let mut i = 0;
+    while i < keys.len() {
+        let mut gap = 0;
+        let mut entries = table.range(keys[i].as_slice()..).map_err(StoreError::engine)?;
+        loop {
+            let Some(item) = entries.next() else { return Ok(present) };
+            let (k, _) = item.map_err(StoreError::engine)?;
+            let kb = k.value();
+            while keys.get(i).is_some_and(|w| w.as_slice() < kb) {
+                i += 1;
+            }
+            let Some(wanted) = keys.get(i) else { return Ok(present) };
+            if wanted.as_slice() == kb {
+                present[i] = true;
+                i += 1;
+                gap = 0;
+            } else {
+                gap += 1;
+                if gap > MAX_GAP {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(present)
+}
+
+/// The hash [`Pending::keys`] holds for a key.
+fn key_hash(key: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0).hash_one(key)
+}
+
 /// Sorts and deduplicates `keys` into the encoded ranges of [`key_range`]; returns the ranges
 /// and, for each key asked, the index of its range.
 fn sorted_ranges(keys: &[&str]) -> (Vec<KeyRange>, Vec<usize>) {
@@ -844,4 +888,39 @@ fn history<T: ReadableTable<&'static [u8], &'static [u8]>>(versions: &T, key: &s
         out.push(to_version(key.to_owned(), vt, tt, Record::decode(v.value())?));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cursor walk finds exactly the stored keys, whatever the gaps between those asked.
+    #[test]
+    fn present_keys_finds_exactly_the_stored_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let stored: Vec<Vec<u8>> =
+            (0..2_000u32).filter(|i| i % 3 != 0).map(|i| format!("k{i:05}").into_bytes()).collect();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut refs = txn.open_table(REFS).unwrap();
+            for k in &stored {
+                refs.insert(k.as_slice(), ()).unwrap();
+            }
+            // Dense runs, long gaps, keys before the first and after the last entry.
+            let mut asked: Vec<Vec<u8>> = (0..100u32)
+                .chain(500..520)
+                .chain((600..2_000).step_by(97))
+                .chain(2_000..2_010)
+                .map(|i| format!("k{i:05}").into_bytes())
+                .collect();
+            asked.insert(0, b"a".to_vec());
+            let present = present_keys(&refs, &asked).unwrap();
+            for (k, p) in asked.iter().zip(present) {
+                assert_eq!(p, stored.contains(k), "{}", String::from_utf8_lossy(k));
+            }
+            assert!(present_keys(&refs, &[]).unwrap().is_empty());
+        }
+        txn.abort().unwrap();
+    }
 }
