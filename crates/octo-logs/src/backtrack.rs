@@ -66,7 +66,8 @@ const STEPS_FIXED: usize = 256;
 /// Repetitions of a group unrolled into copies of it, at most.
 const MAX_UNROLL: u32 = 8;
 
-/// Instructions a program may have (a deeper search recurses deeper).
+/// Instructions a program may have. Every jump goes forward, so a search recurses at most this
+/// deep (a few hundred small frames).
 const MAX_INSTS: usize = 512;
 
 impl Program {

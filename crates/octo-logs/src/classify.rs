@@ -5,6 +5,8 @@
 //! and each message's longest required literal goes into one Aho–Corasick automaton, run once
 //! over the line, so a candidate whose literal is absent is skipped without running its regex.
 //! The cost per line grows with the line and its few real candidates, not with the library.
+//! A candidate's pattern is then matched by the small backtracker of [`crate::backtrack`] when
+//! its pattern allows (nearly all do), else by its regex.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
