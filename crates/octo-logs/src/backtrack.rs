@@ -96,8 +96,7 @@ impl Program {
             let after = insts[i + 1..].iter().find(|inst| !matches!(inst, Inst::Save(_)));
             let follow = match after {
                 Some(Inst::Folded(text)) => text.first().map(|&b| {
-                    let mut set = [false; 256];
-                    set[b as usize] = true;
+                    let mut set = one_byte(b);
                     set[b.to_ascii_uppercase() as usize] = true;
                     set
                 }),
@@ -230,9 +229,13 @@ impl Compiler {
                     if b.is_ascii_alphabetic() {
                         // A letter that must keep its case (the pattern turned case folding
                         // off): a run of one.
-                        let mut set = [false; 256];
-                        set[b as usize] = true;
-                        self.insts.push(Inst::Run { set: Box::new(set), min: 1, max: 1, greedy: true, next: None });
+                        self.insts.push(Inst::Run {
+                            set: Box::new(one_byte(b)),
+                            min: 1,
+                            max: 1,
+                            greedy: true,
+                            next: None,
+                        });
                     } else {
                         self.folded(b);
                     }
@@ -248,31 +251,21 @@ impl Compiler {
             HirKind::Look(Look::Start) => self.insts.push(Inst::Start),
             HirKind::Look(_) => return None,
             HirKind::Repetition(rep) => {
-                let max = rep.max.map(|m| m as usize);
-                if let HirKind::Class(class) = rep.sub.kind() {
-                    let set = byte_set(class)?;
+                // A repeated byte class (or byte) is a run.
+                let run = match rep.sub.kind() {
+                    HirKind::Class(class) => Some(byte_set(class)?),
+                    HirKind::Literal(lit) if lit.0.len() == 1 => Some(one_byte(lit.0[0])),
+                    _ => None,
+                };
+                if let Some(set) = run {
                     self.insts.push(Inst::Run {
                         set: Box::new(set),
                         min: rep.min as usize,
-                        max: max.unwrap_or(usize::MAX),
+                        max: rep.max.map_or(usize::MAX, |m| m as usize),
                         greedy: rep.greedy,
                         next: None,
                     });
                     return Some(());
-                }
-                if let HirKind::Literal(lit) = rep.sub.kind() {
-                    if let [b] = *lit.0 {
-                        let mut set = [false; 256];
-                        set[b as usize] = true;
-                        self.insts.push(Inst::Run {
-                            set: Box::new(set),
-                            min: rep.min as usize,
-                            max: max.unwrap_or(usize::MAX),
-                            greedy: rep.greedy,
-                            next: None,
-                        });
-                        return Some(());
-                    }
                 }
                 // A group repeated: copies of it, the optional ones nested (`x{1,3}` is
                 // `x(?:x(?:x)?)?`), when the count is small and bounded.
@@ -351,6 +344,13 @@ impl Compiler {
             self.insts.push(Inst::Folded(Box::new([b])));
         }
     }
+}
+
+/// The table of one byte.
+fn one_byte(b: u8) -> ByteSet {
+    let mut set = [false; 256];
+    set[b as usize] = true;
+    set
 }
 
 /// The table of a byte class (a Unicode class only when it is ASCII).
