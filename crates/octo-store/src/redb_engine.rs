@@ -652,31 +652,50 @@ type KeyRange = (Vec<u8>, Vec<u8>);
 /// seeks instead: a step costs a fraction of a descent from the root, a long gap more than one.
 const MAX_GAP: usize = 16;
 
+/// Versions of one key a batched read walks through before it reads that key by a seek from
+/// the time asked instead (each walked version is copied; a seek costs about one descent).
+const VERSIONS_WALKED: usize = 8;
+
 /// Visits the entries of several key ranges `[lo, hi)`, sorted and disjoint, with the index of
 /// the range each lies in. One cursor runs on from range to range while they lie close together
 /// and seeks afresh only past a gap of more than [`MAX_GAP`] entries, so reading the versions of
-/// fifty neighbouring keys costs about one descent, not fifty.
+/// fifty neighbouring keys costs about one descent, not fifty. A range with more than
+/// `per_range` entries is given up after that many (the cursor seeks to the next range) and its
+/// index returned: a key with a long history is cheaper to read by a seek from its end.
 fn walk_ranges<V: redb::Value + 'static, T: ReadableTable<&'static [u8], V>>(
     table: &T,
     ranges: &[KeyRange],
+    per_range: usize,
     mut visit: impl FnMut(usize, &[u8], redb::AccessGuard<'_, V>) -> Result<()>,
-) -> Result<()> {
-    let Some((_, end)) = ranges.last() else { return Ok(()) };
+) -> Result<Vec<usize>> {
+    let mut given_up = Vec::new();
+    let Some((_, end)) = ranges.last() else { return Ok(given_up) };
     let mut i = 0;
     while i < ranges.len() {
         let mut gap = 0;
+        // Entries visited in range `current`.
+        let (mut current, mut taken) = (usize::MAX, 0);
         let mut entries = table.range(ranges[i].0.as_slice()..end.as_slice()).map_err(StoreError::engine)?;
         loop {
-            let Some(item) = entries.next() else { return Ok(()) };
+            let Some(item) = entries.next() else { return Ok(given_up) };
             let (k, v) = item.map_err(StoreError::engine)?;
             let kb = k.value();
             while i < ranges.len() && kb >= ranges[i].1.as_slice() {
                 i += 1;
             }
             // The walk ends before `end`, the last range's bound, so some range is left.
-            let Some((lo, _)) = ranges.get(i) else { return Ok(()) };
+            let Some((lo, _)) = ranges.get(i) else { return Ok(given_up) };
             if kb >= lo.as_slice() {
                 gap = 0;
+                if current != i {
+                    (current, taken) = (i, 0);
+                }
+                taken += 1;
+                if taken > per_range {
+                    given_up.push(i);
+                    i += 1;
+                    break;
+                }
                 visit(i, kb, v)?;
             } else {
                 gap += 1;
@@ -686,7 +705,7 @@ fn walk_ranges<V: redb::Value + 'static, T: ReadableTable<&'static [u8], V>>(
             }
         }
     }
-    Ok(())
+    Ok(given_up)
 }
 
 /// Which of `keys` (sorted and distinct) the table holds, found as [`walk_ranges`] walks: one
@@ -757,7 +776,7 @@ fn get_many<T: ReadableTable<&'static [u8], &'static [u8]>>(
     let tx = at.tx_time.unwrap_or(Timestamp::MAX);
     // Per range, the newest version that counts: versions come in ascending (valid, tx) order.
     let mut best: Vec<Option<(Timestamp, Timestamp, Vec<u8>)>> = vec![None; ranges.len()];
-    walk_ranges(versions, &ranges, |i, k, v| {
+    let long_histories = walk_ranges(versions, &ranges, VERSIONS_WALKED, |i, k, v| {
         let (vt, tt) = split_times(k)?;
         if vt <= at.valid_time && tt <= tx {
             best[i] = Some((vt, tt, v.value().to_vec()));
@@ -770,6 +789,16 @@ fn get_many<T: ReadableTable<&'static [u8], &'static [u8]>>(
             Some((vt, tt, bytes)) if Record::is_live(&bytes)? => Some((vt, tt, Record::decode(&bytes)?)),
             _ => None,
         });
+    }
+    if !long_histories.is_empty() {
+        // Keys with more versions than the walk reads: one seek back from the time asked each.
+        let mut key_of = vec![""; ranges.len()];
+        for (key, &s) in keys.iter().zip(&slot) {
+            key_of[s] = key;
+        }
+        for i in long_histories {
+            decoded[i] = get_record(versions, key_of[i], at.valid_time, tx)?.filter(|(_, _, r)| r.hash.is_some());
+        }
     }
     // A key asked twice shares its range: every use but the last gets a copy.
     let mut uses = vec![0usize; decoded.len()];
@@ -790,7 +819,7 @@ fn get_many<T: ReadableTable<&'static [u8], &'static [u8]>>(
 fn referrer_keys_many<R: ReadableTable<&'static [u8], ()>>(refs: &R, targets: &[&str]) -> Result<Vec<Vec<String>>> {
     let (ranges, slot) = sorted_ranges(targets);
     let mut found: Vec<Vec<String>> = vec![Vec::new(); ranges.len()];
-    walk_ranges(refs, &ranges, |i, k, _| {
+    walk_ranges(refs, &ranges, usize::MAX, |i, k, _| {
         found[i].push(decode_key(&k[ranges[i].0.len()..])?.0);
         Ok(())
     })?;

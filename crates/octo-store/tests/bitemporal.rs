@@ -325,15 +325,32 @@ fn batched_reads_agree_with_single_reads_near_and_far() {
         ops.push(Op::Delete { key: key(i), valid: ValidTime::from(t(30)) });
     }
     transact(&store, &ops).unwrap();
+    // Long histories (more versions than a batched read walks): a new version or a deletion
+    // every valid second on a few keys, some transactions back-dated.
+    for round in 0..25i64 {
+        let mut ops = vec![];
+        for i in [40, 41, 150, 299] {
+            ops.push(if round % 5 == 4 {
+                Op::Delete { key: key(i), valid: ValidTime::from(t(11 + round)) }
+            } else {
+                put(&key(i), &format!("round {round}"), &[], ValidTime::from(t(11 + round)))
+            });
+        }
+        transact(&store, &ops).unwrap();
+    }
     let batches: Vec<Vec<String>> = vec![
         (0..60).map(key).collect(),
+        (35..45).chain(148..152).chain(295..300).map(key).collect(),
         (0..300).step_by(41).map(key).collect(),
         [5, 6, 200, 7, 299, 0, 5].into_iter().map(key).collect(),
         vec!["T|missing".into(), key(150), "A|before-all".into(), "Z|after-all".into()],
         vec![],
     ];
     let snap = store.snapshot().unwrap();
-    for at in [AsOf::valid(t(5)), AsOf::valid(t(15)), AsOf::valid(t(25)), AsOf::valid(t(35))] {
+    let earlier = snap.history(&key(40)).unwrap()[12].tx_time;
+    let times = [t(5), t(15), t(19), t(25), t(35), t(40)];
+    let ats = times.iter().map(|&v| AsOf::valid(v)).chain(times.iter().map(|&v| AsOf::at(v, earlier)));
+    for at in ats {
         for batch in &batches {
             let asked: Vec<&str> = batch.iter().map(String::as_str).collect();
             let many = snap.get_many(&asked, at).unwrap();
