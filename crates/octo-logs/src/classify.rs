@@ -519,9 +519,18 @@ fn compile(pattern: &str) -> Result<CompiledPattern, String> {
     // and narrows the span the backtracker then works on.
     let syntax = regex_automata::util::syntax::Config::new().unicode(false).utf8(false).case_insensitive(true);
     let one_pass = regex_automata::dfa::onepass::DFA::builder().syntax(syntax).build(&src).is_ok();
+    // Lines are matched as bytes, as Perl matches them: a match may end inside a multi-byte
+    // character (fields are read back lossily), where the default would refuse a match of a
+    // pattern that can match empty there; the backtracker does the same.
     let regex = regex_automata::meta::Regex::builder()
         .syntax(syntax)
-        .configure(regex_automata::meta::Config::new().hybrid(!one_pass).dfa(false).nfa_size_limit(Some(8 << 20)))
+        .configure(
+            regex_automata::meta::Config::new()
+                .hybrid(!one_pass)
+                .dfa(false)
+                .nfa_size_limit(Some(8 << 20))
+                .utf8_empty(false),
+        )
         .build(&src)
         .map_err(|e| format!("column 1: {}", first_line(&e.to_string())))?;
     let literal = longest.trim().to_owned();

@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
     let src = format!("^(?:{pattern})");
     let Some(program) = Program::new(&src) else { return };
     let syntax = regex_automata::util::syntax::Config::new().unicode(false).utf8(false).case_insensitive(true);
-    let Ok(re) = regex_automata::meta::Regex::builder().syntax(syntax).build(&src) else { return };
+    // Bytes throughout, as the classifier builds its regexes.
+    let config = regex_automata::meta::Config::new().utf8_empty(false);
+    let Ok(re) = regex_automata::meta::Regex::builder().syntax(syntax).configure(config).build(&src) else { return };
     let input = regex_automata::Input::new(hay.as_bytes()).anchored(regex_automata::Anchored::Yes);
     let mut want = vec![None; re.group_info().slot_len()];
     let found = re.search_slots(&input, &mut want).is_some();
