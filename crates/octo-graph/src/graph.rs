@@ -503,6 +503,11 @@ pub(crate) fn read_profile(reader: &dyn Reader, r: &Reference, at: AsOf) -> Resu
     reader.get(&key, at)?.map(|v| decode(&key, &v.doc)).transpose()
 }
 
+/// An object's level and whether it is declared, from its stored profile (none: level 0).
+fn level_of(profile: Option<&ScanProfileRecord>) -> (u8, bool) {
+    profile.map_or((0, false), |p| (p.level, p.scan_profile_type == "declared"))
+}
+
 /// Propagation edges of an object: its own capped references, and the capped references of
 /// other objects to it (see [`read_edges_many`]).
 fn read_edges(
@@ -547,7 +552,10 @@ fn read_edges_many(
         .map(|(keys, &i)| {
             let types = types_of(&refs[i]);
             keys.into_iter()
-                .filter(|k| types.iter().any(|t| Reference::from_trusted(k.as_str()).type_name() == t))
+                .filter(|k| {
+                    let type_name = k.split('|').next().unwrap_or_default();
+                    types.iter().any(|t| t == type_name)
+                })
                 .collect()
         })
         .collect();
@@ -586,7 +594,7 @@ impl LevelGraph for ReaderLevels<'_> {
         Ok(self.reader.get(r.as_str(), self.at)?.is_some())
     }
     fn level(&mut self, r: &Reference) -> Result<(u8, bool)> {
-        Ok(read_profile(self.reader, r, self.at)?.map_or((0, false), |p| (p.level, p.scan_profile_type == "declared")))
+        Ok(level_of(read_profile(self.reader, r, self.at)?.as_ref()))
     }
     fn edges(&mut self, r: &Reference) -> Result<Vec<Edge>> {
         read_edges(self.reader, self.catalog, self.capped, r, self.at)
@@ -659,8 +667,7 @@ impl Session<'_> {
         if let Some(l) = self.cache.borrow().levels.get(r) {
             return Ok(*l);
         }
-        let level =
-            read_profile(&*self.tx, r, self.at())?.map_or((0, false), |p| (p.level, p.scan_profile_type == "declared"));
+        let level = level_of(read_profile(&*self.tx, r, self.at())?.as_ref());
         self.cache.borrow_mut().levels.insert(r.clone(), level);
         Ok(level)
     }
@@ -692,7 +699,7 @@ impl Session<'_> {
         let mut levels = Vec::with_capacity(want.len());
         for (key, v) in profile_keys.iter().zip(profiles) {
             let p: Option<ScanProfileRecord> = v.map(|v| decode(key, &v.doc)).transpose()?;
-            levels.push(p.map_or((0, false), |p| (p.level, p.scan_profile_type == "declared")));
+            levels.push(level_of(p.as_ref()));
         }
         let mut cache = self.cache.borrow_mut();
         if edges {
@@ -724,7 +731,7 @@ impl Session<'_> {
     }
 
     fn write_profile(&mut self, r: &Reference, record: Option<ScanProfileRecord>) -> Result<()> {
-        let level = record.as_ref().map_or((0, false), |p| (p.level, p.scan_profile_type == "declared"));
+        let level = level_of(record.as_ref());
         if self.inferrer.is_some() {
             let (before, _) = self.stored_level(r)?;
             self.note_level_change(r, before, level.0);

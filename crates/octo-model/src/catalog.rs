@@ -9,14 +9,13 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
+use crate::error::ModelError;
+use crate::schema::{resolve_field, FieldDef, FieldKind, KeyEmbed, SchemaFile};
 use crate::NameMap;
+use crate::ROOT_TYPE;
 
 /// Lookups by type name, with the hasher of [`NameMap`].
 type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-
-use crate::error::ModelError;
-use crate::schema::{resolve_field, FieldDef, FieldKind, KeyEmbed, SchemaFile};
-use crate::ROOT_TYPE;
 
 /// Key prefixes the graph uses for its own records (origins, scan profiles, settings), kept apart
 /// from types.

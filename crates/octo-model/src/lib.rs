@@ -36,16 +36,16 @@ pub mod schema;
 pub mod value;
 
 pub use catalog::{Catalog, CatalogBuilder, TypeDef};
-
-/// A map keyed by type or field name, in declaration order. Every read of every object looks
-/// names up, so they are hashed with a fast hasher (foldhash, randomly seeded) rather than
-/// SipHash; the names come from schema files, never from what a client sends.
-pub type NameMap<V> = indexmap::IndexMap<String, V, foldhash::fast::RandomState>;
 pub use error::ModelError;
 pub use key::{ParsedReference, Reference, Token, Tokens};
 pub use ooi::{Ooi, ScanProfile};
 pub use schema::{FieldDef, FieldKind, KeyEmbed, RefSpec};
 pub use value::Value;
+
+/// A map keyed by type or field name, in declaration order. Every read of every object looks
+/// names up, so they are hashed with a fast hasher (foldhash, randomly seeded) rather than
+/// SipHash; the names come from schema files, never from what a client sends.
+pub type NameMap<V> = indexmap::IndexMap<String, V, foldhash::fast::RandomState>;
 
 /// The root of the type hierarchy: a reference to it may point at any object.
 pub const ROOT_TYPE: &str = "OOI";
