@@ -7,7 +7,6 @@
 
 use crate::error::StoreError;
 use crate::time::Timestamp;
-use crate::version::ContentHash;
 
 /// Appends the order-preserving, prefix-free encoding of `key`.
 pub fn encode_key(out: &mut Vec<u8>, key: &str) {
@@ -90,8 +89,8 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Record {
     pub tx_id: u64,
-    /// None for a tombstone.
-    pub hash: Option<ContentHash>,
+    /// Whether this version is a tombstone (then `refs` and `doc` are empty).
+    pub deleted: bool,
     pub refs: Vec<String>,
     pub doc: Vec<u8>,
 }
@@ -99,14 +98,11 @@ pub(crate) struct Record {
 const TOMBSTONE: u8 = 1;
 
 /// Encodes a record straight from borrowed parts (the write path avoids copying them twice).
-pub(crate) fn encode_record(tx_id: u64, hash: Option<&ContentHash>, refs: &[String], doc: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_record(tx_id: u64, deleted: bool, refs: &[String], doc: &[u8]) -> Vec<u8> {
     let refs_len: usize = refs.iter().map(|r| r.len() + 4).sum();
-    let mut out = Vec::with_capacity(1 + 8 + 32 + 4 + refs_len + doc.len());
-    out.push(if hash.is_none() { TOMBSTONE } else { 0 });
+    let mut out = Vec::with_capacity(1 + 8 + 4 + refs_len + doc.len());
+    out.push(if deleted { TOMBSTONE } else { 0 });
     out.extend_from_slice(&tx_id.to_le_bytes());
-    if let Some(h) = hash {
-        out.extend_from_slice(&h.0);
-    }
     out.extend_from_slice(&(refs.len() as u32).to_le_bytes());
     for r in refs {
         out.extend_from_slice(&(r.len() as u32).to_le_bytes());
@@ -117,10 +113,16 @@ pub(crate) fn encode_record(tx_id: u64, hash: Option<&ContentHash>, refs: &[Stri
 }
 
 impl Record {
-    /// Layout: flags u8, tx_id u64 LE, [hash 32 bytes unless tombstone], ref count u32 LE,
-    /// each ref as u32 LE length + bytes, then the document to the end.
+    /// A tombstone written by transaction `tx_id`.
+    pub fn tombstone(tx_id: u64) -> Record {
+        Record { tx_id, deleted: true, refs: vec![], doc: vec![] }
+    }
+
+    /// Layout ([`RECORD_FORMAT`]): flags u8, tx_id u64 LE, ref count u32 LE, each ref as u32 LE
+    /// length + bytes, then the document to the end. No content hash: it is a function of the
+    /// document, computed when asked for ([`crate::Version::content_hash`]).
     pub fn encode(&self) -> Vec<u8> {
-        encode_record(self.tx_id, self.hash.as_ref(), &self.refs, &self.doc)
+        encode_record(self.tx_id, self.deleted, &self.refs, &self.doc)
     }
 
     /// Whether encoded record bytes hold a document (not a tombstone), reading one byte.
@@ -144,8 +146,6 @@ impl Record {
         };
         let flags = take(1)?[0];
         let tx_id = u64::from_le_bytes(take(8)?.try_into().map_err(|_| corrupt())?);
-        let hash =
-            if flags & TOMBSTONE == 0 { Some(ContentHash(take(32)?.try_into().map_err(|_| corrupt())?)) } else { None };
         let n = u32::from_le_bytes(take(4)?.try_into().map_err(|_| corrupt())?) as usize;
         let mut refs = Vec::with_capacity(n.min(1024));
         for _ in 0..n {
@@ -154,9 +154,13 @@ impl Record {
             refs.push(r.to_owned());
         }
         let doc = cur.to_vec();
-        Ok(Record { tx_id, hash, refs, doc })
+        Ok(Record { tx_id, deleted: flags & TOMBSTONE != 0, refs, doc })
     }
 }
+
+/// The version of the record layout above, kept in the `meta` table: a store written in another
+/// layout is refused at open instead of being misread. 2 dropped the stored content hash.
+pub(crate) const RECORD_FORMAT: u64 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -187,13 +191,8 @@ mod tests {
     #[test]
     fn records_round_trip() {
         for rec in [
-            Record {
-                tx_id: 7,
-                hash: Some(ContentHash([3; 32])),
-                refs: vec!["A|b".into(), "".into()],
-                doc: b"{}".to_vec(),
-            },
-            Record { tx_id: u64::MAX, hash: None, refs: vec![], doc: vec![] },
+            Record { tx_id: 7, deleted: false, refs: vec!["A|b".into(), "".into()], doc: b"{}".to_vec() },
+            Record::tombstone(u64::MAX),
         ] {
             assert_eq!(Record::decode(&rec.encode()).unwrap(), rec);
         }

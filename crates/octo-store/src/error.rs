@@ -12,6 +12,14 @@ pub enum StoreError {
     /// Stored bytes do not decode: the file is damaged or from an incompatible version.
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The store was written in another record layout (by another version of Octograph).
+    #[error("the store's record format is {found}, this build reads format {expected}; export the graph with the build that wrote it and import it into a new store")]
+    Format {
+        /// The layout the store holds (1 for stores from before the format was recorded).
+        found: u64,
+        /// The layout this build reads and writes.
+        expected: u64,
+    },
     /// The caller asked for something impossible (an empty valid-time range, say).
     #[error("invalid request: {0}")]
     Invalid(String),

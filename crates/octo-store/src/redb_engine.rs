@@ -12,12 +12,14 @@ use redb::{
     WriteTransaction,
 };
 
-use crate::codec::{decode_key, encode_key, encode_record, prefix_end, ref_key, split_times, version_key, Record};
+use crate::codec::{
+    decode_key, encode_key, encode_record, prefix_end, ref_key, split_times, version_key, Record, RECORD_FORMAT,
+};
 use crate::error::{Result, StoreError};
 use crate::event::{Event, EventId, EventPosition};
 use crate::store::{Reader, Store, Transaction};
 use crate::time::Timestamp;
-use crate::version::{AsOf, ContentHash, TxReceipt, ValidTime, Version};
+use crate::version::{AsOf, TxReceipt, ValidTime, Version};
 
 const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("versions");
 const REFS: TableDefinition<&[u8], ()> = TableDefinition::new("refs");
@@ -27,6 +29,7 @@ const EVENTS: TableDefinition<(u64, u64), (u64, &[u8])> = TableDefinition::new("
 const LAST_TX: &str = "last_tx";
 const LAST_EVENT: &str = "last_event";
 const TRIMMED_UNTIL: &str = "trimmed_until";
+const FORMAT: &str = "record_format";
 
 /// Tuning for the embedded engine.
 #[derive(Debug, Clone)]
@@ -82,11 +85,12 @@ impl RedbStore {
             })?;
         let tx = db.begin_write().map_err(StoreError::engine)?;
         {
-            tx.open_table(VERSIONS).map_err(StoreError::engine)?;
+            let versions = tx.open_table(VERSIONS).map_err(StoreError::engine)?;
             tx.open_table(REFS).map_err(StoreError::engine)?;
             tx.open_table(TXS).map_err(StoreError::engine)?;
-            tx.open_table(META).map_err(StoreError::engine)?;
+            let mut meta = tx.open_table(META).map_err(StoreError::engine)?;
             tx.open_table(EVENTS).map_err(StoreError::engine)?;
+            check_format(&mut meta, versions.is_empty().map_err(StoreError::engine)?)?;
         }
         tx.commit().map_err(StoreError::engine)?;
         let last_event = {
@@ -352,8 +356,8 @@ impl RedbTransaction {
             self.push(key, vt, &record);
         }
         let restored = match restore {
-            Some((_, _, r)) if r.hash.is_some() => Record { tx_id: self.tx_id, ..r },
-            _ => Record { tx_id: self.tx_id, hash: None, refs: vec![], doc: vec![] },
+            Some((_, _, r)) if !r.deleted => Record { tx_id: self.tx_id, ..r },
+            _ => Record::tombstone(self.tx_id),
         };
         self.push(key, end, &restored);
         self.pending.borrow_mut().ops += 1;
@@ -425,26 +429,22 @@ impl Transaction for RedbTransaction {
     }
 
     fn put(&mut self, key: &str, doc: &[u8], refs: &[String], valid: ValidTime) -> Result<()> {
-        let hash = ContentHash::of(doc);
         if valid.end.is_none() {
             // The common case: one version, encoded straight from the borrowed parts.
             let start = valid.start.unwrap_or(self.tx_time);
             let mut pending = self.pending.borrow_mut();
             pending.keys.insert(key_hash(key));
-            pending
-                .versions
-                .push((version_key(key, start, self.tx_time), encode_record(self.tx_id, Some(&hash), refs, doc)));
+            pending.versions.push((version_key(key, start, self.tx_time), encode_record(self.tx_id, false, refs, doc)));
             pending.refs.extend(refs.iter().map(|r| ref_key(r, key)));
             pending.ops += 1;
             return Ok(());
         }
-        let record = Record { tx_id: self.tx_id, hash: Some(hash), refs: refs.to_vec(), doc: doc.to_vec() };
+        let record = Record { tx_id: self.tx_id, deleted: false, refs: refs.to_vec(), doc: doc.to_vec() };
         self.write_span(key, record, valid)
     }
 
     fn delete(&mut self, key: &str, valid: ValidTime) -> Result<()> {
-        let record = Record { tx_id: self.tx_id, hash: None, refs: vec![], doc: vec![] };
-        self.write_span(key, record, valid)
+        self.write_span(key, Record::tombstone(self.tx_id), valid)
     }
 
     fn append_event(&mut self, payload: &[u8]) -> Result<EventId> {
@@ -485,6 +485,28 @@ impl Transaction for RedbTransaction {
             self.signal.publish(id);
         }
         Ok(receipt)
+    }
+}
+
+/// Refuses a store in another record layout; marks a new one with this build's.
+fn check_format(meta: &mut redb::Table<&'static str, &'static [u8]>, empty: bool) -> Result<()> {
+    let found = match meta.get(FORMAT).map_err(StoreError::engine)? {
+        Some(v) => {
+            let bytes: [u8; 8] =
+                v.value().try_into().map_err(|_| StoreError::Corrupt("record format marker".into()))?;
+            Some(u64::from_le_bytes(bytes))
+        }
+        None => None,
+    };
+    match found {
+        Some(RECORD_FORMAT) => Ok(()),
+        Some(found) => Err(StoreError::Format { found, expected: RECORD_FORMAT }),
+        // Stores from before the marker hold format 1.
+        None if !empty => Err(StoreError::Format { found: 1, expected: RECORD_FORMAT }),
+        None => {
+            meta.insert(FORMAT, RECORD_FORMAT.to_le_bytes().as_slice()).map_err(StoreError::engine)?;
+            Ok(())
+        }
     }
 }
 
@@ -542,7 +564,7 @@ fn event_bounds<T: ReadableTable<(u64, u64), (u64, &'static [u8])>>(events: &T) 
 }
 
 fn to_version(key: String, valid_time: Timestamp, tx_time: Timestamp, r: Record) -> Version {
-    Version { key, valid_time, tx_time, tx_id: r.tx_id, content_hash: r.hash, doc: r.doc, refs: r.refs }
+    Version { key, valid_time, tx_time, tx_id: r.tx_id, deleted: r.deleted, doc: r.doc, refs: r.refs }
 }
 
 /// The newest version with valid time ≤ `valid` among transactions ≤ `tx`, tombstones included.
@@ -567,7 +589,7 @@ fn get_record<T: ReadableTable<&'static [u8], &'static [u8]>>(
 
 fn get<T: ReadableTable<&'static [u8], &'static [u8]>>(versions: &T, key: &str, at: AsOf) -> Result<Option<Version>> {
     Ok(match get_record(versions, key, at.valid_time, at.tx_time.unwrap_or(Timestamp::MAX))? {
-        Some((vt, tt, r)) if r.hash.is_some() => Some(to_version(key.to_owned(), vt, tt, r)),
+        Some((vt, tt, r)) if !r.deleted => Some(to_version(key.to_owned(), vt, tt, r)),
         _ => None,
     })
 }
@@ -628,7 +650,7 @@ fn scan_type<T: ReadableTable<&'static [u8], &'static [u8]>>(
         |bytes| Ok(bytes.to_vec()),
         |entity, vt, tt, bytes| {
             let record = Record::decode(&bytes)?;
-            if record.hash.is_none() {
+            if record.deleted {
                 return Ok(true);
             }
             Ok(visit(to_version(decode_key(entity)?.0, vt, tt, record)))
@@ -797,7 +819,7 @@ fn get_many<T: ReadableTable<&'static [u8], &'static [u8]>>(
             key_of[s] = key;
         }
         for i in long_histories {
-            decoded[i] = get_record(versions, key_of[i], at.valid_time, tx)?.filter(|(_, _, r)| r.hash.is_some());
+            decoded[i] = get_record(versions, key_of[i], at.valid_time, tx)?.filter(|(_, _, r)| !r.deleted);
         }
     }
     // A key asked twice shares its range: every use but the last gets a copy.
@@ -922,6 +944,40 @@ fn history<T: ReadableTable<&'static [u8], &'static [u8]>>(versions: &T, key: &s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store in another record layout is refused with the formats named, and left as it was;
+    /// a store from before the marker counts as format 1, an empty one is marked.
+    #[test]
+    fn a_store_in_another_record_format_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = RedbStore::open(&path, &StoreOptions::default()).unwrap();
+        let mut tx = store.begin().unwrap();
+        tx.put("Network|internet", b"{}", &[], ValidTime::now()).unwrap();
+        tx.commit().unwrap();
+        drop(store);
+        let set_marker = |marker: Option<u64>| {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(META).unwrap();
+                match marker {
+                    Some(m) => meta.insert(FORMAT, m.to_le_bytes().as_slice()).map(drop).unwrap(),
+                    None => meta.remove(FORMAT).map(drop).unwrap(),
+                }
+            }
+            txn.commit().unwrap();
+        };
+        for (marker, found) in [(Some(7), 7), (None, 1)] {
+            set_marker(marker);
+            let err = RedbStore::open(&path, &StoreOptions::default()).err().expect("refused");
+            assert!(matches!(err, StoreError::Format { found: f, expected: RECORD_FORMAT } if f == found), "{err}");
+            assert!(err.to_string().contains(&format!("format is {found}")), "{err}");
+        }
+        set_marker(Some(RECORD_FORMAT));
+        let store = RedbStore::open(&path, &StoreOptions::default()).unwrap();
+        assert!(store.snapshot().unwrap().get("Network|internet", AsOf::now()).unwrap().is_some());
+    }
 
     /// The cursor walk finds exactly the stored keys, whatever the gaps between those asked.
     #[test]

@@ -41,8 +41,8 @@ pub struct Version {
     pub tx_time: Timestamp,
     /// The transaction that wrote it.
     pub tx_id: u64,
-    /// Hash of the document; `None` for a tombstone.
-    pub content_hash: Option<ContentHash>,
+    /// Whether this version records a deletion (a tombstone).
+    pub deleted: bool,
     /// The document; empty for a tombstone.
     pub doc: Vec<u8>,
     /// The keys this document references (the reverse index is built from them).
@@ -52,7 +52,14 @@ pub struct Version {
 impl Version {
     /// Whether this version records a deletion.
     pub fn is_tombstone(&self) -> bool {
-        self.content_hash.is_none()
+        self.deleted
+    }
+
+    /// The document's hash, `None` for a tombstone. Computed here rather than stored: it is a
+    /// function of the document, and storing it cost every version 32 bytes and a hash on write
+    /// for a figure only histories show.
+    pub fn content_hash(&self) -> Option<ContentHash> {
+        (!self.deleted).then(|| ContentHash::of(&self.doc))
     }
 }
 

@@ -61,7 +61,7 @@ fn transaction_time_travel_and_corrections() {
     assert_eq!((h[0].valid_time, h[0].tx_id), (t(10), 1));
     assert_eq!((h[1].valid_time, h[1].tx_id), (t(10), 2));
     assert!(h[2].is_tombstone() && h[2].valid_time == t(20));
-    assert_eq!(h[0].content_hash, Some(octo_store::ContentHash::of(b"first")));
+    assert_eq!(h[0].content_hash(), Some(octo_store::ContentHash::of(b"first")));
     assert_eq!(r.last_tx().unwrap(), Some(tx3));
 }
 

@@ -645,7 +645,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     if v.is_tombstone() { serde_json::Value::Null } else { serde_json::from_slice(&v.doc)? };
                 lines.push(json!({
                     "valid_time": v.valid_time.to_string(), "tx_time": v.tx_time.to_string(), "tx_id": v.tx_id,
-                    "content_hash": v.content_hash.map(|h| h.to_string()), "deleted": v.is_tombstone(), "document": doc,
+                    "content_hash": v.content_hash().map(|h| h.to_string()), "deleted": v.is_tombstone(), "document": doc,
                 }));
             }
             print_lines(lines.into_iter())?;

@@ -238,7 +238,7 @@ pub(crate) async fn object_history(
                 "txId": v.tx_id,
                 "validTime": v.valid_time.to_string(),
                 // XTDB writes forty zeros for a deletion; clients test for it.
-                "contentHash": v.content_hash.map_or_else(|| "0".repeat(40), |h| h.to_string()),
+                "contentHash": v.content_hash().map_or_else(|| "0".repeat(40), |h| h.to_string()),
             });
             if with_docs {
                 let doc: Value = if v.is_tombstone() {
