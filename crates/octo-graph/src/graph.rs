@@ -639,9 +639,9 @@ struct Session<'a> {
 /// What level maintenance reads again and again within one session.
 #[derive(Default)]
 struct SessionCache {
-    edges: std::collections::HashMap<Reference, Vec<Edge>>,
-    exists: std::collections::HashMap<Reference, bool>,
-    levels: std::collections::HashMap<Reference, (u8, bool)>,
+    edges: foldhash::HashMap<Reference, Vec<Edge>>,
+    exists: foldhash::HashMap<Reference, bool>,
+    levels: foldhash::HashMap<Reference, (u8, bool)>,
 }
 
 /// The graph as level propagation sees it, read inside the session's transaction.

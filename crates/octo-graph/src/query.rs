@@ -193,16 +193,21 @@ impl Graph {
     /// Lists objects with Octopoes' filters, paged, with the total count.
     pub fn list_objects(&self, q: &ListQuery, at: AsOf) -> Result<Page<Ooi>> {
         let snap = self.store().snapshot()?;
-        let mut matches = self.matching_keys(&*snap, q, at)?;
-        // Scans come in key order, which is type then key; reorder only when asked.
+        // Scans come in key order, which is type then key: in that order only the page's keys
+        // are kept (the rest are counted); any other order needs every match.
+        if (q.order_by, q.descending) == (ListOrder::ObjectType, false) {
+            let window = q.offset..q.offset.saturating_add(q.limit);
+            let (count, page) = self.matching_keys(&*snap, q, at, Some(window))?;
+            let keys: Vec<String> = page.into_iter().map(|(_, k)| k).collect();
+            return Ok(Page { count, items: self.load_with_profiles(&*snap, &keys, at)? });
+        }
+        let (count, mut matches) = self.matching_keys(&*snap, q, at, None)?;
         match (q.order_by, q.descending) {
-            (ListOrder::ObjectType, false) => {}
-            (ListOrder::ObjectType, true) => matches.reverse(),
+            (ListOrder::ObjectType, _) => matches.reverse(),
             (ListOrder::ScanLevel, desc) => {
                 matches.sort_by(|a, b| if desc { b.cmp(a) } else { a.cmp(b) });
             }
         }
-        let count = matches.len();
         let keys: Vec<String> = matches.into_iter().skip(q.offset).take(q.limit).map(|(_, k)| k).collect();
         Ok(Page { count, items: self.load_with_profiles(&*snap, &keys, at)? })
     }
@@ -212,7 +217,7 @@ impl Graph {
     pub fn random_objects(&self, amount: usize, scan_levels: &BTreeSet<u8>, at: AsOf) -> Result<Vec<Ooi>> {
         let snap = self.store().snapshot()?;
         let q = ListQuery { scan_levels: scan_levels.clone(), ..ListQuery::default() };
-        let mut keys: Vec<String> = self.matching_keys(&*snap, &q, at)?.into_iter().map(|(_, k)| k).collect();
+        let mut keys: Vec<String> = self.matching_keys(&*snap, &q, at, None)?.1.into_iter().map(|(_, k)| k).collect();
         // A partial Fisher–Yates shuffle; the generator needs to be fair, not unpredictable.
         let mut state = {
             use std::hash::{BuildHasher, Hasher};
@@ -249,9 +254,16 @@ impl Graph {
         Ok(items)
     }
 
-    /// The keys matching a list query's filters, with their levels when the query needs them,
-    /// in key order.
-    fn matching_keys(&self, snap: &dyn Reader, q: &ListQuery, at: AsOf) -> Result<Vec<(u8, String)>> {
+    /// How many keys match a list query's filters, and those matches (with their levels when
+    /// the query needs them) in key order: all of them, or only those whose position falls in
+    /// `keep`.
+    fn matching_keys(
+        &self,
+        snap: &dyn Reader,
+        q: &ListQuery,
+        at: AsOf,
+        keep: Option<std::ops::Range<usize>>,
+    ) -> Result<(usize, Vec<(u8, String)>)> {
         let mut types = BTreeSet::new();
         for t in &q.types {
             types.extend(self.catalog().concrete_types(t)?.iter().cloned());
@@ -261,6 +273,7 @@ impl Graph {
         let need_profile =
             !q.scan_levels.is_empty() || !q.scan_profile_types.is_empty() || q.order_by == ListOrder::ScanLevel;
         let mut matches: Vec<(u8, String)> = Vec::new();
+        let mut count = 0usize;
         let mut failure = None;
         let mut visit = |key: &str| {
             if needle.as_ref().is_some_and(|n| !key.to_lowercase().contains(n.as_str())) {
@@ -284,7 +297,10 @@ impl Graph {
                     }
                 }
             }
-            matches.push((level, key.to_owned()));
+            if keep.as_ref().is_none_or(|w| w.contains(&count)) {
+                matches.push((level, key.to_owned()));
+            }
+            count += 1;
             true
         };
         for t in &types {
@@ -299,7 +315,7 @@ impl Graph {
         }
         match failure {
             Some(e) => Err(e),
-            None => Ok(matches),
+            None => Ok((count, matches)),
         }
     }
 

@@ -220,11 +220,33 @@ fn raise_from(
     baseline: Baseline,
 ) -> crate::Result<()> {
     let mut heap: BinaryHeap<(u8, Reference)> = sources.into_iter().map(|(r, l)| (l, r)).collect();
-    while let Some((level, r)) = heap.pop() {
-        for e in g.edges(&r)? {
-            let Some(cap) = e.out_cap else { continue };
-            let candidate = level.min(cap);
-            if candidate == 0 || !g.exists(&e.neighbour)? {
+    // Taken a level at a time: every object popped at one level is final (widest paths, highest
+    // first), so each batch's edges, and then its neighbours' existence and levels, are read
+    // together instead of one object at a time.
+    while let Some((level, _)) = heap.peek().cloned() {
+        let mut batch = Vec::new();
+        while heap.peek().is_some_and(|(l, _)| *l == level) {
+            let Some((_, r)) = heap.pop() else { break };
+            // A stale entry: the object was raised higher since it was queued.
+            if out.get(&r).is_none_or(|l| *l <= level) {
+                batch.push(r);
+            }
+        }
+        batch.sort_unstable();
+        batch.dedup();
+        g.prefetch(&batch, true)?;
+        let mut edges = Vec::with_capacity(batch.len());
+        let mut neighbours = Vec::new();
+        for r in &batch {
+            let e: Vec<Edge> =
+                g.edges(r)?.into_iter().filter(|e| e.out_cap.is_some_and(|c| c.min(level) > 0)).collect();
+            neighbours.extend(e.iter().filter(|e| !out.contains_key(&e.neighbour)).map(|e| e.neighbour.clone()));
+            edges.push(e);
+        }
+        g.prefetch(&neighbours, false)?;
+        for e in edges.into_iter().flatten() {
+            let candidate = level.min(e.out_cap.unwrap_or(0));
+            if !g.exists(&e.neighbour)? {
                 continue;
             }
             let current = match out.get(&e.neighbour) {

@@ -41,6 +41,25 @@ fn list_objects_filters_orders_and_pages() {
     surface(&g);
     let all = g.list_objects(&ListQuery { limit: 100, ..Default::default() }, AsOf::now()).unwrap();
     assert_eq!(all.count, 8);
+    // Every page, in either order, is the matching slice of the whole list with the whole count
+    // (ascending pages keep only their own keys while counting the rest).
+    let keys = |items: &[octo_model::Ooi]| items.iter().map(|o| o.primary_key().to_string()).collect::<Vec<_>>();
+    let whole = keys(&all.items);
+    for descending in [false, true] {
+        let mut expected = whole.clone();
+        if descending {
+            expected.reverse();
+        }
+        for offset in 0..=9 {
+            let q = ListQuery { offset, limit: 3, descending, ..Default::default() };
+            let page = g.list_objects(&q, AsOf::now()).unwrap();
+            assert_eq!(page.count, 8, "offset {offset}");
+            let want: Vec<String> = expected.iter().skip(offset).take(3).cloned().collect();
+            assert_eq!(keys(&page.items), want, "offset {offset}, descending {descending}");
+        }
+    }
+    let none = g.list_objects(&ListQuery { limit: 0, ..Default::default() }, AsOf::now()).unwrap();
+    assert_eq!((none.count, none.items.len()), (8, 0));
     let ips =
         g.list_objects(&ListQuery { types: vec!["IPAddress".into()], ..Default::default() }, AsOf::now()).unwrap();
     assert_eq!(ips.count, 2);

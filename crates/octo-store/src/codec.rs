@@ -22,22 +22,29 @@ pub fn encode_key(out: &mut Vec<u8>, key: &str) {
 /// Decodes one encoded key from the front of `bytes`; returns it and the rest.
 pub(crate) fn decode_key(bytes: &[u8]) -> Result<(String, &[u8]), StoreError> {
     let mut out = Vec::with_capacity(bytes.len());
+    let rest = decode_key_into(bytes, &mut out)?;
+    let key = String::from_utf8(out).map_err(|_| StoreError::Corrupt("key is not UTF-8".into()))?;
+    Ok((key, rest))
+}
+
+/// [`decode_key`] into a buffer the caller reuses, for scans that look at each key once and
+/// would otherwise allocate a string per key. The bytes written are not checked to be UTF-8.
+pub(crate) fn decode_key_into<'a>(bytes: &'a [u8], out: &mut Vec<u8>) -> Result<&'a [u8], StoreError> {
+    out.clear();
     let mut i = 0;
     while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1)) {
-            (0, Some(0xFF)) => {
+        // Runs without a zero byte are copied whole.
+        let run = bytes[i..].iter().position(|b| *b == 0).unwrap_or(bytes.len() - i);
+        out.extend_from_slice(&bytes[i..i + run]);
+        i += run;
+        match bytes.get(i + 1) {
+            None => break,
+            Some(0xFF) => {
                 out.push(0);
                 i += 2;
             }
-            (0, Some(0x01)) => {
-                let key = String::from_utf8(out).map_err(|_| StoreError::Corrupt("key is not UTF-8".into()))?;
-                return Ok((key, &bytes[i + 2..]));
-            }
-            (0, _) => return Err(StoreError::Corrupt("bad key escape".into())),
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
+            Some(0x01) => return Ok(&bytes[i + 2..]),
+            Some(_) => return Err(StoreError::Corrupt("bad key escape".into())),
         }
     }
     Err(StoreError::Corrupt("unterminated key".into()))
@@ -185,6 +192,19 @@ mod tests {
                 }
                 assert_eq!(keys[i].cmp(keys[j]), a.cmp(b));
             }
+        }
+    }
+
+    #[test]
+    fn a_decoded_key_leaves_the_rest_and_bad_bytes_are_refused() {
+        let mut enc = Vec::new();
+        encode_key(&mut enc, "a\0b");
+        enc.extend_from_slice(b"rest");
+        let mut buf = b"stale".to_vec();
+        assert_eq!(decode_key_into(&enc, &mut buf).unwrap(), b"rest");
+        assert_eq!(buf, b"a\0b");
+        for bad in [&b"abc"[..], b"a\0", b"a\0\x02", b""] {
+            assert!(decode_key(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -13,7 +13,8 @@ use redb::{
 };
 
 use crate::codec::{
-    decode_key, encode_key, encode_record, prefix_end, ref_key, split_times, version_key, Record, RECORD_FORMAT,
+    decode_key, decode_key_into, encode_key, encode_record, prefix_end, ref_key, split_times, version_key, Record,
+    RECORD_FORMAT,
 };
 use crate::error::{Result, StoreError};
 use crate::event::{Event, EventId, EventPosition};
@@ -879,11 +880,14 @@ fn scan_type_keys<T: ReadableTable<&'static [u8], &'static [u8]>>(
     at: AsOf,
     visit: &mut dyn FnMut(&str) -> bool,
 ) -> Result<()> {
+    let mut key = Vec::new();
     walk_type(versions, type_name, at, Record::is_live, |entity, _, _, live| {
         if !live {
             return Ok(true);
         }
-        Ok(visit(&decode_key(entity)?.0))
+        decode_key_into(entity, &mut key)?;
+        let key = std::str::from_utf8(&key).map_err(|_| StoreError::Corrupt("key is not UTF-8".into()))?;
+        Ok(visit(key))
     })
 }
 
