@@ -9,7 +9,6 @@
 use std::fmt;
 use std::ops::Index;
 
-use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, TypeDef};
@@ -121,7 +120,7 @@ pub struct Tokens {
     /// (a `FindingType` id alone does not say which kind of finding type it is).
     pub type_name: String,
     /// Natural-key fields in key order.
-    pub fields: IndexMap<String, Token>,
+    pub fields: crate::NameMap<Token>,
 }
 
 /// One natural-key field inside a key.
@@ -193,7 +192,7 @@ impl<'a> KeyParser<'a> {
     }
 
     fn parse_type(&mut self, def: &TypeDef, out: &mut Vec<String>) -> Result<Tokens, ModelError> {
-        let mut fields = IndexMap::new();
+        let mut fields = crate::NameMap::default();
         for name in &def.natural_key {
             let f = &def.fields[name];
             let token = match &f.kind {

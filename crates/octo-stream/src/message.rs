@@ -3,7 +3,7 @@
 
 use octo_model::Catalog;
 use octo_store::{Event, EventId};
-use serde_json::{json, Value as Json};
+use serde_json::{json, Map, Value as Json};
 
 use crate::stix::to_stix;
 
@@ -37,6 +37,12 @@ pub fn messages(events: &[Event], catalog: &Catalog) -> Vec<StreamMessage> {
     let mut changes: Vec<(EventId, u64, Json)> = Vec::new();
     let mut out = Vec::new();
     for e in events {
+        // Most of a log is origins and scan profiles: their payloads are skimmed for the entity
+        // and not built into values.
+        let Ok(head) = serde_json::from_slice::<ChangeHead>(&e.payload) else { continue };
+        if head.entity != "ooi" && head.entity != "setting" {
+            continue;
+        }
         let Ok(change) = serde_json::from_slice::<Json>(&e.payload) else { continue };
         match change.get("entity").and_then(Json::as_str) {
             Some("ooi") => changes.push((e.id, e.tx_id, change)),
@@ -59,17 +65,43 @@ pub fn messages(events: &[Event], catalog: &Catalog) -> Vec<StreamMessage> {
         }
     }
     let stix_of = |doc: &Json, when: &str| to_stix(doc, catalog, when).into_iter().next();
-    let relationships_of = |doc: &Json, when: &str| to_stix(doc, catalog, when).into_iter().skip(1).collect();
-    for (id, tx_id, change) in &changes {
-        let when = change.get("valid_time").and_then(Json::as_str).unwrap_or_default();
-        let key = change.get("key").and_then(Json::as_str).unwrap_or_default();
-        let cause = change.get("cause").cloned().unwrap_or(Json::Null);
-        let old_doc = change.get("old").filter(|v| !v.is_null());
-        let new_doc = change.get("new").filter(|v| !v.is_null());
-        let old = old_doc.and_then(|d| stix_of(d, when));
-        let new = new_doc.and_then(|d| stix_of(d, when));
-        let relationships = new_doc.map(|d| relationships_of(d, when)).unwrap_or_default();
-        let Some(doc) = new_doc.or(old_doc).cloned() else { continue };
+    // The STIX ids of what each transaction deleted, for the `deletions` of its deletes
+    // (converted once, not once for every delete of the cascade).
+    let mut deleted: Vec<(u64, EventId, Json)> = Vec::new();
+    for (id, tx_id, c) in &changes {
+        if c.get("new").is_none_or(Json::is_null) {
+            let when = c.get("valid_time").and_then(Json::as_str).unwrap_or_default();
+            if let Some(stix_id) = c.get("old").and_then(|d| stix_of(d, when)).and_then(|o| o.get("id").cloned()) {
+                deleted.push((*tx_id, *id, stix_id));
+            }
+        }
+    }
+    for (id, tx_id, change) in changes {
+        let Json::Object(mut change) = change else { continue };
+        let text = |v: Option<Json>| match v {
+            Some(Json::String(s)) => s,
+            _ => String::new(),
+        };
+        let when = text(change.remove("valid_time"));
+        let when = when.as_str();
+        let key = text(change.remove("key"));
+        let cause = change.remove("cause").unwrap_or(Json::Null);
+        let old_doc = change.remove("old").filter(|v| !v.is_null());
+        let new_doc = change.remove("new").filter(|v| !v.is_null());
+        let old = old_doc.as_ref().and_then(|d| stix_of(d, when));
+        // The object, then the relationships its references become.
+        let (new, relationships) = match new_doc.as_ref().map(|d| to_stix(d, catalog, when)) {
+            Some(mut objects) if !objects.is_empty() => {
+                let first = objects.remove(0);
+                (Some(first), objects)
+            }
+            _ => (None, Vec::new()),
+        };
+        let (doc, old_doc) = match (new_doc, old_doc) {
+            (Some(new), old) => (new, old),
+            (None, Some(old)) => (old.clone(), Some(old)),
+            (None, None) => continue,
+        };
         let (kind, data, context) = match (old, new) {
             (None, Some(new)) => ("create", new, json!({})),
             (Some(old), Some(new)) => {
@@ -78,11 +110,10 @@ pub fn messages(events: &[Event], catalog: &Catalog) -> Vec<StreamMessage> {
                 ("update", new, json!({"patch": patch, "reverse_patch": reverse}))
             }
             (Some(old), None) => {
-                let deletions: Vec<Json> = changes
+                let deletions: Vec<Json> = deleted
                     .iter()
-                    .filter(|(other, tx, c)| tx == tx_id && other != id && c.get("new").is_none_or(Json::is_null))
-                    .filter_map(|(_, _, c)| c.get("old").and_then(|d| stix_of(d, when)))
-                    .filter_map(|o| o.get("id").cloned())
+                    .filter(|(tx, other, _)| *tx == tx_id && *other != id)
+                    .map(|(_, _, stix_id)| stix_id.clone())
                     .collect();
                 ("delete", old, json!({"deletions": deletions}))
             }
@@ -94,22 +125,40 @@ pub fn messages(events: &[Event], catalog: &Catalog) -> Vec<StreamMessage> {
             "update" => format!("updates {stix_type} {key}"),
             _ => format!("deletes {stix_type} {key}"),
         };
+        // Built field by field: `json!` would copy the STIX object and the context through
+        // serialisation.
+        let mut origin = Map::new();
+        origin.insert("cause".into(), cause);
+        origin.insert("valid_time".into(), Json::String(when.to_owned()));
+        let mut message_data = Map::new();
+        message_data.insert("version".into(), Json::String("4".into()));
+        message_data.insert("type".into(), Json::String(kind.into()));
+        message_data.insert("scope".into(), Json::String("external".into()));
+        message_data.insert("data".into(), data);
+        message_data.insert("message".into(), Json::String(message));
+        message_data.insert("origin".into(), Json::Object(origin));
+        message_data.insert("context".into(), context);
         out.push(StreamMessage {
-            id: *id,
+            id,
             kind,
-            data: json!({
-                "version": "4", "type": kind, "scope": "external", "data": data, "message": message,
-                "origin": {"cause": cause, "valid_time": when}, "context": context,
-            }),
-            key: key.to_owned(),
+            data: Json::Object(message_data),
+            key,
             doc,
-            old_doc: old_doc.cloned(),
+            old_doc,
             valid_time: when.to_owned(),
             relationships,
         });
     }
-    out.sort_by_key(|m| m.id);
+    // Event ids are unique: no order among equals to keep.
+    out.sort_unstable_by_key(|m| m.id);
     out
+}
+
+/// The one field of a change that says whether it can make a message.
+#[derive(serde::Deserialize)]
+struct ChangeHead<'a> {
+    #[serde(borrow)]
+    entity: std::borrow::Cow<'a, str>,
 }
 
 /// The events up to the last whole transaction: a batch read with a limit may end inside one,

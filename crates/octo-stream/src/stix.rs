@@ -11,7 +11,7 @@
 //! objects. Every object carries its OOI type, primary key and fields in the extension.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use octo_model::{Catalog, Reference};
+use octo_model::{Catalog, Reference, Tokens};
 use serde_json::{json, Map, Value as Json};
 use uuid::Uuid;
 
@@ -40,20 +40,7 @@ pub fn canonical_json(value: &Json) -> String {
 
 fn write_canonical(value: &Json, out: &mut String) {
     match value {
-        Json::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Json::String((*k).clone()).to_string());
-                out.push(':');
-                write_canonical(&map[k.as_str()], out);
-            }
-            out.push('}');
-        }
+        Json::Object(map) => write_canonical_map(map, out),
         Json::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -64,13 +51,46 @@ fn write_canonical(value: &Json, out: &mut String) {
             }
             out.push(']');
         }
+        Json::String(text) => write_string(text, out),
         other => out.push_str(&other.to_string()),
+    }
+}
+
+fn write_canonical_map(map: &Map<String, Json>, out: &mut String) {
+    let mut keys: Vec<&String> = map.keys().collect();
+    // UTF-16 order is byte order for ASCII keys, which is what ids are made of.
+    if keys.iter().all(|k| k.is_ascii()) {
+        keys.sort_unstable();
+    } else {
+        keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+    }
+    out.push('{');
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(k, out);
+        out.push(':');
+        write_canonical(&map[k.as_str()], out);
+    }
+    out.push('}');
+}
+
+/// A JSON string as serde_json escapes it (which is as RFC 8785 asks).
+fn write_string(text: &str, out: &mut String) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7F) {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&Json::String(text.to_owned()).to_string());
     }
 }
 
 /// The deterministic id of a cyber-observable from its id-contributing properties.
 pub fn sco_id(stix_type: &str, contributing: &Map<String, Json>) -> String {
-    let name = canonical_json(&Json::Object(contributing.clone()));
+    let mut name = String::with_capacity(64);
+    write_canonical_map(contributing, &mut name);
     format!("{stix_type}--{}", Uuid::new_v5(&SCO_NAMESPACE, name.as_bytes()))
 }
 
@@ -96,53 +116,59 @@ pub fn stix_type(ooi_type: &str) -> &'static str {
     }
 }
 
-fn token<'a>(tokens: &'a Json, name: &str) -> Option<&'a str> {
-    tokens.get(name).and_then(Json::as_str).filter(|s| !s.is_empty())
+fn token<'a>(tokens: &'a Tokens, name: &str) -> Option<&'a str> {
+    tokens[name].as_str().filter(|s| !s.is_empty())
 }
 
 /// The STIX id of the object with this primary key, from the key alone.
 pub fn stix_id(reference: &Reference, catalog: &Catalog) -> String {
     let ooi_type = reference.type_name();
     let t = stix_type(ooi_type);
-    let tokens = match Reference::parse(reference.as_str(), catalog) {
-        Ok(parsed) => parsed.tokens().to_json(),
+    // Only observables take their ids from the key's fields: the rest need no parse.
+    const FROM_FIELDS: [&str; 8] =
+        ["IPAddressV4", "IPAddressV6", "Hostname", "URL", "AutonomousSystem", "Software", "X509Certificate", "IPPort"];
+    if !FROM_FIELDS.contains(&ooi_type) {
+        return octograph_id(t, reference.as_str());
+    }
+    let parsed = match Reference::parse(reference.as_str(), catalog) {
+        Ok(parsed) => parsed,
         Err(_) => return octograph_id(t, reference.as_str()),
     };
+    let tokens = parsed.tokens();
     let mut c = Map::new();
     match ooi_type {
         "IPAddressV4" | "IPAddressV6" => {
-            c.insert("value".into(), json!(token(&tokens, "address").unwrap_or_default()));
+            c.insert("value".into(), json!(token(tokens, "address").unwrap_or_default()));
         }
         "Hostname" => {
-            c.insert("value".into(), json!(token(&tokens, "name").unwrap_or_default()));
+            c.insert("value".into(), json!(token(tokens, "name").unwrap_or_default()));
         }
         "URL" => {
-            c.insert("value".into(), json!(token(&tokens, "raw").unwrap_or_default()));
+            c.insert("value".into(), json!(token(tokens, "raw").unwrap_or_default()));
         }
         "AutonomousSystem" => {
-            c.insert("number".into(), json!(as_number(token(&tokens, "number").unwrap_or_default())));
+            c.insert("number".into(), json!(as_number(token(tokens, "number").unwrap_or_default())));
         }
         "Software" => {
             for field in ["name", "version", "cpe"] {
-                if let Some(v) = token(&tokens, field) {
+                if let Some(v) = token(tokens, field) {
                     c.insert(field.into(), json!(v));
                 }
             }
         }
         "X509Certificate" => {
-            c.insert("serial_number".into(), json!(token(&tokens, "serial_number").unwrap_or_default()));
+            c.insert("serial_number".into(), json!(token(tokens, "serial_number").unwrap_or_default()));
         }
-        "IPPort" => {
-            // The address's id from the address's own tokens, nested in the port's key.
-            let address = &tokens["address"];
-            let ip_type = stix_type(address.get("object_type").and_then(Json::as_str).unwrap_or_default());
+        _ => {
+            // IPPort: the address's id from the address's own tokens, nested in the port's key.
+            let address = tokens["address"].as_node();
+            let ip_type = stix_type(address.map(|a| a.type_name.as_str()).unwrap_or_default());
             let mut ip = Map::new();
-            ip.insert("value".into(), json!(token(address, "address").unwrap_or_default()));
+            ip.insert("value".into(), json!(address.and_then(|a| token(a, "address")).unwrap_or_default()));
             c.insert("dst_ref".into(), json!(sco_id(ip_type, &ip)));
-            c.insert("dst_port".into(), json!(token(&tokens, "port").and_then(|p| p.parse::<u16>().ok())));
-            c.insert("protocols".into(), json!([token(&tokens, "protocol").unwrap_or_default()]));
+            c.insert("dst_port".into(), json!(token(tokens, "port").and_then(|p| p.parse::<u16>().ok())));
+            c.insert("protocols".into(), json!([token(tokens, "protocol").unwrap_or_default()]));
         }
-        _ => return octograph_id(t, reference.as_str()),
     }
     sco_id(t, &c)
 }
