@@ -203,6 +203,7 @@ impl Graph {
         }
         let (count, mut matches) = self.matching_keys(&*snap, q, at, None)?;
         match (q.order_by, q.descending) {
+            // (Ascending key order was answered above.)
             (ListOrder::ObjectType, _) => matches.reverse(),
             (ListOrder::ScanLevel, desc) => {
                 matches.sort_by(|a, b| if desc { b.cmp(a) } else { a.cmp(b) });

@@ -125,9 +125,7 @@ pub fn stix_id(reference: &Reference, catalog: &Catalog) -> String {
     let ooi_type = reference.type_name();
     let t = stix_type(ooi_type);
     // Only observables take their ids from the key's fields: the rest need no parse.
-    const FROM_FIELDS: [&str; 8] =
-        ["IPAddressV4", "IPAddressV6", "Hostname", "URL", "AutonomousSystem", "Software", "X509Certificate", "IPPort"];
-    if !FROM_FIELDS.contains(&ooi_type) {
+    if t == CUSTOM_TYPE || t == "note" || t == "vulnerability" {
         return octograph_id(t, reference.as_str());
     }
     let parsed = match Reference::parse(reference.as_str(), catalog) {
@@ -159,8 +157,8 @@ pub fn stix_id(reference: &Reference, catalog: &Catalog) -> String {
         "X509Certificate" => {
             c.insert("serial_number".into(), json!(token(tokens, "serial_number").unwrap_or_default()));
         }
-        _ => {
-            // IPPort: the address's id from the address's own tokens, nested in the port's key.
+        "IPPort" => {
+            // The address's id from the address's own tokens, nested in the port's key.
             let address = tokens["address"].as_node();
             let ip_type = stix_type(address.map(|a| a.type_name.as_str()).unwrap_or_default());
             let mut ip = Map::new();
@@ -169,6 +167,7 @@ pub fn stix_id(reference: &Reference, catalog: &Catalog) -> String {
             c.insert("dst_port".into(), json!(token(tokens, "port").and_then(|p| p.parse::<u16>().ok())));
             c.insert("protocols".into(), json!([token(tokens, "protocol").unwrap_or_default()]));
         }
+        _ => return octograph_id(t, reference.as_str()),
     }
     sco_id(t, &c)
 }
