@@ -67,12 +67,17 @@ pub fn messages(events: &[Event], catalog: &Catalog) -> Vec<StreamMessage> {
     let stix_of = |doc: &Json, when: &str| to_stix(doc, catalog, when).into_iter().next();
     // The STIX ids of what each transaction deleted, for the `deletions` of its deletes
     // (converted once, not once for every delete of the cascade).
+    // The deleted objects' STIX forms are kept for their own delete messages.
     let mut deleted: Vec<(u64, EventId, Json)> = Vec::new();
+    let mut deleted_objects: std::collections::HashMap<EventId, Json> = std::collections::HashMap::new();
     for (id, tx_id, c) in &changes {
         if c.get("new").is_none_or(Json::is_null) {
             let when = c.get("valid_time").and_then(Json::as_str).unwrap_or_default();
-            if let Some(stix_id) = c.get("old").and_then(|d| stix_of(d, when)).and_then(|o| o.get("id").cloned()) {
-                deleted.push((*tx_id, *id, stix_id));
+            if let Some(object) = c.get("old").and_then(|d| stix_of(d, when)) {
+                if let Some(stix_id) = object.get("id").cloned() {
+                    deleted.push((*tx_id, *id, stix_id));
+                }
+                deleted_objects.insert(*id, object);
             }
         }
     }
@@ -88,7 +93,10 @@ pub fn messages(events: &[Event], catalog: &Catalog) -> Vec<StreamMessage> {
         let cause = change.remove("cause").unwrap_or(Json::Null);
         let old_doc = change.remove("old").filter(|v| !v.is_null());
         let new_doc = change.remove("new").filter(|v| !v.is_null());
-        let old = old_doc.as_ref().and_then(|d| stix_of(d, when));
+        let old = match deleted_objects.remove(&id) {
+            Some(object) => Some(object),
+            None => old_doc.as_ref().and_then(|d| stix_of(d, when)),
+        };
         // The object, then the relationships its references become.
         let (new, relationships) = match new_doc.as_ref().map(|d| to_stix(d, catalog, when)) {
             Some(mut objects) if !objects.is_empty() => {
