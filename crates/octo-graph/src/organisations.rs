@@ -58,6 +58,17 @@ impl Organisations {
         self.root.join(name)
     }
 
+    /// An existing organisation's directory, where parts beside the graph keep their files
+    /// (the change stream's prepared events); deleting the organisation deletes them with it.
+    pub fn directory(&self, name: &str) -> Result<PathBuf> {
+        validate_name(name)?;
+        let dir = self.dir(name);
+        if !dir.is_dir() {
+            return Err(GraphError::NotFound(format!("organisation '{name}' does not exist")));
+        }
+        Ok(dir)
+    }
+
     fn store_path(&self, name: &str) -> PathBuf {
         self.dir(name).join("graph.redb")
     }

@@ -134,6 +134,25 @@ impl AppState {
         self.0.logs.get().cloned().ok_or_else(|| ApiError::not_found("the log pipeline is not running in this process"))
     }
 
+    /// Starts every organisation's stream framer, which prepares each change event once, in the
+    /// background as it is written, and keeps it for consumers catching up (`serve` does this
+    /// at start; otherwise a framer starts with its organisation's first stream consumer).
+    pub fn prepare_streams(&self) -> ApiResult<()> {
+        for name in self.0.organisations.list()? {
+            let graph = self.graph(&name)?;
+            let directory = self.0.organisations.directory(&name).ok();
+            self.0.watchers.subscribe(&name, graph, self.bus(), directory, self.0.shutting_down.subscribe())?;
+        }
+        Ok(())
+    }
+
+    /// The last change event of an organisation that its framer has prepared and stored
+    /// (`None` before it has, or when it does not run): how far a catch-up reads prepared
+    /// events.
+    pub fn stream_prepared_until(&self, organisation: &str) -> Option<octo_store::EventId> {
+        self.0.watchers.prepared_until(organisation)
+    }
+
     /// Ends every open change stream (their connections would otherwise keep a graceful shutdown
     /// waiting for ever); call it when the shutdown begins, as [`shutdown_signal_for`] does.
     pub fn end_streams(&self) {
@@ -241,6 +260,14 @@ pub async fn serve(
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Without TCP_NODELAY the tail of each response write waits for the peer's ACK (Nagle's
+    // algorithm meeting delayed ACKs): tens of milliseconds per chunk of a change stream.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 

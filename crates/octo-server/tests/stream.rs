@@ -31,6 +31,7 @@ on_both_buses!(
     a_position_older_than_the_retention_gets_an_error_event,
     markings_decide_who_sees_an_object,
     a_consumer_that_falls_behind_the_retention_is_told,
+    a_catch_up_from_prepared_events_is_the_live_stream_again,
 );
 
 use std::time::Duration;
@@ -581,4 +582,90 @@ async fn with_the_bus_streams_read_redis_not_the_store() {
     declare(&s, json!({"object_type": "Hostname", "network": "Network|internet", "name": "c.example"})).await;
     let live = again.until(|fs| fs.iter().any(|f| f.data["data"]["value"] == "c.example")).await;
     assert_eq!(live.last().unwrap().event, "create");
+}
+
+/// Consumers catching up read events the framer prepared and stored once; what they get must be
+/// what a consumer watching live got, under each option, and resuming anywhere in the prepared
+/// events must give the rest of it.
+async fn a_catch_up_from_prepared_events_is_the_live_stream_again(bus: Bus) {
+    let s = server(bus);
+    let options = ["", "?with-inferences=true", "?no-dependencies=true", "?listen-delete=false"];
+    let mut live = Vec::new();
+    for o in options {
+        let mut stream = Stream::open(&s, o, None).await;
+        stream.until_heartbeat().await;
+        live.push(stream);
+    }
+    // Creates, updates, references (dependencies, relationships), inferences and a cascade.
+    declare(&s, json!({"object_type": "Network", "name": "internet"})).await;
+    let ip = "IPAddressV4|internet|192.0.2.9";
+    declare(&s, json!({"object_type": "IPAddressV4", "network": "Network|internet", "address": "192.0.2.9"})).await;
+    declare(&s, json!({"object_type": "Hostname", "network": "Network|internet", "name": "prepared.example"})).await;
+    for state in ["open", "filtered"] {
+        let result = json!([{"object_type": "IPPort", "address": ip, "protocol": "tcp", "port": 23, "state": state}]);
+        let (st, v) = s.post("/acme/observations", json!({"method": "nmap", "source": ip, "result": result})).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let (st, v) =
+        s.send(axum::http::Method::DELETE, "/acme/?reference=IPAddressV4%7Cinternet%7C192.0.2.9", None, None).await;
+    assert_eq!(st, 200, "{v}");
+
+    let last = {
+        let graph = s.state.shared().organisations.get("acme").unwrap();
+        let snapshot = graph.store().snapshot().unwrap();
+        snapshot.event_bounds().unwrap().unwrap().1
+    };
+    let mut waited = 0;
+    while s.state.stream_prepared_until("acme") < Some(last) {
+        assert!(waited < 200, "the framer prepares what was written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    // The frame ids of an event's leading frames (its dependencies) are a position before it,
+    // which may name another event live than in a catch-up: both resume before the event.
+    let content = |f: &Frame| (f.event.clone(), f.data.clone());
+    for (o, stream) in options.iter().zip(&mut live) {
+        let mut seen_live = Vec::new();
+        loop {
+            let f = stream.next().await.expect("the live stream goes on");
+            match f.event.as_str() {
+                "heartbeat" if f.id.as_deref() == Some(last.to_string().as_str()) => break,
+                "heartbeat" => {}
+                _ => seen_live.push(f),
+            }
+        }
+        assert!(
+            seen_live.iter().any(|f| f.event == "delete") || o.contains("listen-delete=false"),
+            "{o}: {seen_live:?}"
+        );
+        let query = if o.is_empty() { "?from=0".to_owned() } else { format!("{o}&from=0") };
+        let mut replay = Stream::open(&s, &query, None).await;
+        let (replayed, _) = replay.until_heartbeat().await;
+        assert_eq!(
+            replayed.iter().map(content).collect::<Vec<_>>(),
+            seen_live.iter().map(content).collect::<Vec<_>>(),
+            "{o}: the catch-up is the live stream again"
+        );
+        // Resuming after any event: the rest.
+        let pos = |f: &Frame| {
+            let (ms, seq) = f.id.as_deref().and_then(|i| i.split_once('-')).unwrap();
+            (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
+        };
+        for (k, f) in replayed.iter().enumerate().step_by(3) {
+            let (id, at) = (f.id.clone().unwrap(), pos(f));
+            let resume = if o.is_empty() { "?no-dependencies=false".to_owned() } else { o.to_string() };
+            let mut resumed = Stream::open(&s, &resume, Some(&id)).await;
+            let (rest, _) = resumed.until_heartbeat().await;
+            let after = |fs: &[Frame]| -> Vec<Value> {
+                fs.iter().filter(|g| pos(g) > at).map(|g| g.data["data"]["id"].clone()).collect()
+            };
+            let (later, got) = (after(&replayed[k..]), after(&rest));
+            assert!(!later.is_empty() || k + 3 >= replayed.len() || pos(&replayed[replayed.len() - 1]) == at);
+            if o.contains("no-dependencies") {
+                assert_eq!(got, later, "{o}: after {id}, the rest");
+            } else {
+                assert!(later.iter().all(|x| got.contains(x)), "{o}: after {id}, the rest (and dependencies afresh)");
+            }
+        }
+    }
 }

@@ -77,6 +77,8 @@ pub(crate) async fn delete_node(
     Path(client): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     blocking(move || {
+        // Its framer stops and its prepared events go with the directory.
+        s.shared().watchers.forget(&client);
         s.shared().organisations.delete(&client)?;
         if let Err(e) = s.bus().delete(&client) {
             tracing::warn!(organisation = %client, error = %e, "the organisation's stream stays on the bus");
@@ -145,6 +147,8 @@ async fn import(s: AppState, client: String, body: Bytes, reset: bool) -> ApiRes
         let txs = g.parse_import(&data)?;
         let g = if reset {
             drop(g);
+            // A new log: what was prepared from the old one goes with it.
+            s.shared().watchers.forget(&client);
             orgs.delete(&client)?;
             orgs.create(&client)?
         } else {
