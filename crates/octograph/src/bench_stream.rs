@@ -154,29 +154,42 @@ pub fn fanout(
             );
             stream.write_all(request.as_bytes()).await?;
             let mut received: Vec<(String, Instant)> = Vec::new();
-            let mut tail = String::new();
-            let mut buf = vec![0u8; 1 << 14];
+            let mut tail: Vec<u8> = Vec::new();
+            let mut buf = vec![0u8; 1 << 16];
             let mut counted = false;
+            // The client reads bytes as they come and looks only at each frame's first lines
+            // (`id:`, `event:`): the figure is the server's delivery, not a client's parsing.
+            let blank = memchr::memmem::Finder::new(b"\n\n");
             while Instant::now() < deadline {
                 let n = match tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)).await {
                     Ok(Ok(0)) | Err(_) => break,
                     Ok(n) => n?,
                 };
                 let now = Instant::now();
-                tail.push_str(&String::from_utf8_lossy(&buf[..n]));
-                while let Some(end) = tail.find("\n\n") {
-                    let frame: String = tail.drain(..end + 2).collect();
-                    if frame.contains("event: connected") && !counted {
+                tail.extend_from_slice(&buf[..n]);
+                let mut start = 0;
+                while let Some(i) = blank.find(&tail[start..]) {
+                    let frame = &tail[start..start + i];
+                    start += i + 2;
+                    // (The first frame follows the response headers.)
+                    let head = &frame[..frame.len().min(1024)];
+                    let Some(at) = memchr::memmem::find(head, b"event: ") else { continue };
+                    let event = &head[at + 7..];
+                    if event.starts_with(b"connected") && !counted {
                         counted = true;
                         connected.fetch_add(1, Ordering::SeqCst);
                     }
-                    if frame.contains("event: heartbeat") {
+                    if event.starts_with(b"heartbeat") {
                         continue;
                     }
-                    if let Some(id) = frame.lines().find_map(|l| l.strip_prefix("id: ")) {
-                        received.push((id.trim().to_owned(), now));
+                    // (A chunk's size line may come before the frame's lines.)
+                    if let Some(i) = memchr::memmem::find(&head[..at], b"id: ") {
+                        let id = &head[i + 4..at];
+                        let id = id.strip_suffix(b"\n").unwrap_or(id);
+                        received.push((String::from_utf8_lossy(id).into_owned(), now));
                     }
                 }
+                tail.drain(..start);
             }
             anyhow::Ok(received)
         }));
