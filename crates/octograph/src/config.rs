@@ -43,6 +43,10 @@ pub struct StreamSection {
     /// The prefix of the bus's Redis keys (default `octograph`): instances with the same prefix
     /// share streams.
     pub redis_prefix: Option<String>,
+    /// Prepare every organisation's change events from the start, in the background as they
+    /// are written (default `true`); `false` waits for an organisation's first stream consumer,
+    /// sparing writes that work where nobody reads the streams.
+    pub prepare_in_background: Option<bool>,
 }
 
 /// The `[server]` table.
@@ -81,6 +85,8 @@ pub struct Config {
     pub server: octo_server::ServerConfig,
     pub logs: octo_logs::LogsConfig,
     /// The Redis Streams bus of the change streams, if any: URL and key prefix.
+    /// Whether `serve` starts the change streams' framers for every organisation at once.
+    pub prepare_streams: bool,
     pub redis: Option<(String, String)>,
 }
 
@@ -114,6 +120,7 @@ impl Config {
             cache_mb: file.cache_mb.unwrap_or(1024),
             bits: file.bits,
             logs: file.logs,
+            prepare_streams: file.stream.prepare_in_background.unwrap_or(true),
             redis: std::env::var("OCTOGRAPH_REDIS_URL")
                 .ok()
                 .filter(|u| !u.is_empty())

@@ -349,8 +349,13 @@ fn serve(
         state.set_event_bus(bus);
         tracing::info!(url = %url, prefix = %prefix, "change streams on the Redis Streams bus");
     }
-    // Each change event is prepared for the streams once, in the background, as it is written.
-    state.prepare_streams().map_err(|e| anyhow::anyhow!("cannot start the change streams' framers: {}", e.message))?;
+    // Each change event is prepared for the streams once, in the background, as it is written
+    // (unless the config waits for the first consumer).
+    if config.prepare_streams {
+        state
+            .prepare_streams()
+            .map_err(|e| anyhow::anyhow!("cannot start the change streams' framers: {}", e.message))?;
+    }
     if !orgs.exists(&config.logs.organisation) {
         anyhow::bail!("[logs] organisation '{}' does not exist (org create it first)", config.logs.organisation);
     }

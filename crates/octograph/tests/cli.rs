@@ -314,6 +314,33 @@ fn serve_refuses_a_redis_bus_it_cannot_use() {
 }
 
 #[test]
+fn serve_prepares_change_events_from_the_start_unless_told_to_wait() {
+    let stop = |mut child: std::process::Child| {
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        assert!(child.wait().unwrap().success());
+    };
+    let prepared = |dir: &Path| dir.join("default").join("stream.redb").exists();
+    // By default the framer of every organisation starts with the server.
+    let dir = tempfile::tempdir().unwrap();
+    let (child, _, _, _lines) = serve_until_ready(dir.path());
+    let started = std::time::Instant::now();
+    while !prepared(dir.path()) && started.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(prepared(dir.path()), "the default organisation's prepared store");
+    stop(child);
+    // Told to wait, it starts with the first consumer instead.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("octograph.toml"), "[stream]\nprepare_in_background = false\n").unwrap();
+    let (child, _, _, _lines) = serve_until_ready(dir.path());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!prepared(dir.path()), "nothing prepared before a consumer");
+    stop(child);
+    std::fs::write(dir.path().join("octograph.toml"), "[stream]\nprepare_in_background = \"sometimes\"\n").unwrap();
+    fails_with(&octograph(dir.path(), &["serve", "--listen", "127.0.0.1:0"]), "prepare_in_background");
+}
+
+#[test]
 fn serve_refuses_auth_off_on_a_network_address() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("octograph.toml"), "[server]\nlisten = \"0.0.0.0:0\"\nauth = false\n").unwrap();
