@@ -21,14 +21,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::marking::Tlp;
 
-/// Prepared events by `(ms, seq)` of their event id.
+/// Prepared events by `(ms, seq)` of their event id: postcard, LZ4-compressed.
 const PREPARED: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("prepared");
 /// `framed_until`: every event up to it is prepared (events that make no message have no entry).
 const META: TableDefinition<&str, (u64, u64)> = TableDefinition::new("meta");
 const FRAMED_UNTIL: &str = "framed_until";
 /// Bumped when [`PreparedEvent`] changes shape: a file of another version is started afresh.
 const FORMAT: &str = "format";
-const FORMAT_VERSION: (u64, u64) = (1, 0);
+const FORMAT_VERSION: (u64, u64) = (2, 0);
 
 /// What a message does to the consumer's copy of the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +134,8 @@ impl PreparedStore {
         let build = || Database::builder().set_cache_size(cache_bytes).create(path);
         let db = match build() {
             Ok(db) => db,
+            // Another process has it open: not ours to replace.
+            Err(e @ redb::DatabaseError::DatabaseAlreadyOpen) => return Err(err(e)),
             Err(_) => {
                 std::fs::remove_file(path).map_err(err)?;
                 build().map_err(err)?
@@ -185,7 +187,8 @@ impl PreparedStore {
             for (event_id, event) in events {
                 bytes.clear();
                 bytes = postcard::to_extend(event, bytes).map_err(err)?;
-                table.insert(key(event_id), bytes.as_slice()).map_err(err)?;
+                // JSON compresses about threefold; LZ4 takes that back at gigabytes a second.
+                table.insert(key(event_id), lz4_flex::compress_prepend_size(&bytes).as_slice()).map_err(err)?;
             }
             tx.open_table(META).map_err(err)?.insert(FRAMED_UNTIL, key(until)).map_err(err)?;
         }
@@ -216,7 +219,8 @@ impl PreparedStore {
         let mut out = Vec::with_capacity(limit.min(4096));
         for entry in table.range::<(u64, u64)>((start, Bound::Included(key(edge)))).map_err(err)? {
             let (k, v) = entry.map_err(err)?;
-            let event: PreparedEvent = postcard::from_bytes(v.value()).map_err(err)?;
+            let bytes = lz4_flex::decompress_size_prepended(v.value()).map_err(err)?;
+            let event: PreparedEvent = postcard::from_bytes(&bytes).map_err(err)?;
             out.push((id(k.value()), event));
             if out.len() >= limit {
                 let last = out[out.len() - 1].0;
@@ -316,6 +320,23 @@ mod tests {
         assert_eq!(left, made[3..]);
         store.clear().unwrap();
         assert_eq!((store.framed_until().unwrap(), store.read(EventPosition::Start, 10).unwrap()), (None, None));
+    }
+
+    #[test]
+    fn a_file_of_another_format_is_started_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.redb");
+        let store = PreparedStore::open(&path, 1 << 20).unwrap();
+        store.append([(ev(1, 0), &event(0))], ev(1, 0), true).unwrap();
+        {
+            let tx = store.db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert(FORMAT, (FORMAT_VERSION.0 - 1, 0)).unwrap();
+            tx.commit().unwrap();
+        }
+        drop(store);
+        let store = PreparedStore::open(&path, 1 << 20).unwrap();
+        assert_eq!(store.framed_until().unwrap(), None);
+        assert_eq!(store.read(EventPosition::Start, 10).unwrap(), None);
     }
 
     #[test]

@@ -29,6 +29,9 @@ const PREPARED_KEPT: usize = 50_000;
 /// How often the framer makes its appends durable (each append alone is not: it is a cache).
 const DURABLE_EVERY: Duration = Duration::from_secs(1);
 
+/// How often a busy framer drops what the log's retention removed (an idle one does it at once).
+const TRIM_EVERY: Duration = Duration::from_secs(60);
+
 /// The page cache of each organisation's prepared store.
 const PREPARED_CACHE_BYTES: usize = 64 << 20;
 
@@ -391,6 +394,7 @@ impl FramerThread {
         let mut last_durable = Instant::now();
         let mut dirty = false;
         let mut trimmed: Option<EventId> = None;
+        let mut last_trim = Instant::now();
         let running = || !self.stop.load(Ordering::Relaxed) && !*self.shutting_down.borrow();
         while running() {
             let position = framed.map_or(EventPosition::Start, EventPosition::After);
@@ -410,8 +414,14 @@ impl FramerThread {
                     }
                 }
                 trimmed = self.trim(trimmed);
+                last_trim = Instant::now();
                 self.bus.wait(name, &self.graph, framed, Duration::from_secs(1));
                 continue;
+            }
+            if last_trim.elapsed() >= TRIM_EVERY {
+                // Under constant writes the framer is never idle: trim on a clock as well.
+                trimmed = self.trim(trimmed);
+                last_trim = Instant::now();
             }
             let whole = octo_stream::whole_transactions(&batch, batch.len() < BATCH);
             let Some(last) = whole.last().map(|e| e.id) else { continue };
