@@ -261,8 +261,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
-    // Without TCP_NODELAY the tail of each response write waits for the peer's ACK (Nagle's
-    // algorithm meeting delayed ACKs): tens of milliseconds per chunk of a change stream.
+    // Change streams write small frames (a heartbeat, one live event); with Nagle's algorithm
+    // such a write may wait for the peer's ACK of the one before.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");

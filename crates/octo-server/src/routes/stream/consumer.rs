@@ -173,9 +173,12 @@ impl Consumer {
                 write_group(out, group, p.id, position);
                 continue;
             }
-            let was_visible = match (p.old_doc(), e.old_marking) {
-                (Some(old), Some(marking)) => self.visible_marked(graph, &e.key, marking, before, || old)?,
-                _ => false,
+            // (The old document is parsed only for a filter.)
+            let was_visible = match e.old_marking {
+                Some(marking) => {
+                    self.visible_marked(graph, &e.key, marking, before, || p.old_doc().unwrap_or(&Json::Null))?
+                }
+                None => false,
             };
             // A message written for this consumer alone: the shared one's object and cause with
             // another kind, message and context.
