@@ -20,6 +20,9 @@ pub enum StoreError {
         /// The layout this build reads and writes.
         expected: u64,
     },
+    /// Reading or writing the store's commit journal failed (a full disk, a lost device).
+    #[error("store I/O: {0}")]
+    Io(String),
     /// The caller asked for something impossible (an empty valid-time range, say).
     #[error("invalid request: {0}")]
     Invalid(String),

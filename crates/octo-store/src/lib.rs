@@ -36,6 +36,7 @@ pub mod layout {
 }
 pub mod error;
 pub mod event;
+mod journal;
 mod redb_engine;
 pub mod store;
 pub mod time;

@@ -1,5 +1,6 @@
 //! The embedded engine on redb: a copy-on-write B-tree with MVCC snapshots, so readers never
-//! block the writer, and commits that are atomic and durable (fsync) when acknowledged.
+//! block the writer, and commits that are atomic and durable when acknowledged: through the
+//! commit journal (see [`crate::journal`]) between redb's own durable commits.
 //! Pages are read through a bounded cache, so stores larger than RAM work.
 
 use std::cell::RefCell;
@@ -18,6 +19,7 @@ use crate::codec::{
 };
 use crate::error::{Result, StoreError};
 use crate::event::{Event, EventId, EventPosition};
+use crate::journal::{Journal, RecordBuf, Table as JournalTable};
 use crate::store::{Reader, Store, Transaction};
 use crate::time::Timestamp;
 use crate::version::{AsOf, TxReceipt, ValidTime, Version};
@@ -31,6 +33,8 @@ const LAST_TX: &str = "last_tx";
 const LAST_EVENT: &str = "last_event";
 const TRIMMED_UNTIL: &str = "trimmed_until";
 const FORMAT: &str = "record_format";
+/// A number drawn when the store is created, which its journal records carry.
+const STORE_ID: &str = "store_id";
 
 /// Tuning for the embedded engine.
 #[derive(Debug, Clone)]
@@ -45,13 +49,42 @@ impl Default for StoreOptions {
     }
 }
 
-/// The embedded bitemporal store: one file.
+/// The embedded bitemporal store: one file, and its commit journal beside it.
 #[derive(Clone)]
 pub struct RedbStore {
-    db: Arc<Database>,
+    db: Arc<Engine>,
     events: Arc<EventSignal>,
     /// Whether opening had to repair the file (it was not closed cleanly).
     repaired: bool,
+}
+
+/// The database and its journal, checkpointed when the last handle goes.
+struct Engine {
+    db: Database,
+    journal: Mutex<Journal>,
+}
+
+impl std::ops::Deref for Engine {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // A clean close leaves nothing to replay. Should this fail, the journal still holds
+        // every record and the next open applies them.
+        let journal = self.journal.get_mut().unwrap_or_else(|p| p.into_inner());
+        if journal.is_empty() {
+            return;
+        }
+        if let Ok(txn) = self.db.begin_write() {
+            if txn.commit().is_ok() {
+                let _ = journal.reset();
+            }
+        }
+    }
 }
 
 /// The last committed event id, and a condition variable woken when it moves.
@@ -85,22 +118,26 @@ impl RedbStore {
                 other => StoreError::engine(other),
             })?;
         let tx = db.begin_write().map_err(StoreError::engine)?;
-        {
+        let (store_id, durable_last) = {
             let versions = tx.open_table(VERSIONS).map_err(StoreError::engine)?;
             tx.open_table(REFS).map_err(StoreError::engine)?;
             tx.open_table(TXS).map_err(StoreError::engine)?;
             let mut meta = tx.open_table(META).map_err(StoreError::engine)?;
             tx.open_table(EVENTS).map_err(StoreError::engine)?;
             check_format(&mut meta, versions.is_empty().map_err(StoreError::engine)?)?;
-        }
+            (store_id(&mut meta)?, read_last_tx(&meta)?.map_or(0, |r| r.tx_id))
+        };
         tx.commit().map_err(StoreError::engine)?;
+        let (mut journal, records) = Journal::open(&Journal::path_for(path), store_id)?;
+        replay(&db, durable_last, &records)?;
+        journal.reset()?;
         let last_event = {
             let read = db.begin_read().map_err(StoreError::engine)?;
             read_last_event(&read.open_table(META).map_err(StoreError::engine)?)?
         };
         let events = Arc::new(EventSignal { last: Mutex::new(last_event), moved: Condvar::new() });
         let repaired = repaired.load(std::sync::atomic::Ordering::Relaxed);
-        Ok(RedbStore { db: Arc::new(db), events, repaired })
+        Ok(RedbStore { db: Arc::new(Engine { db, journal: Mutex::new(journal) }), events, repaired })
     }
 
     /// Whether opening had to repair the file because the process that had it open last did
@@ -142,6 +179,7 @@ impl Store for RedbStore {
             appended_events: false,
             signal: self.events.clone(),
             pending: RefCell::new(Pending::default()),
+            engine: self.db.clone(),
         }))
     }
 
@@ -257,6 +295,8 @@ struct Pending {
     refs: Vec<Vec<u8>>,
     events: Vec<(EventId, Vec<u8>)>,
     ops: u64,
+    /// Everything handed to the tables so far, for the commit journal.
+    journal: RecordBuf,
 }
 
 struct RedbTransaction {
@@ -270,6 +310,7 @@ struct RedbTransaction {
     appended_events: bool,
     signal: Arc<EventSignal>,
     pending: RefCell<Pending>,
+    engine: Arc<Engine>,
 }
 
 impl RedbTransaction {
@@ -284,6 +325,7 @@ impl RedbTransaction {
         if pending.versions.is_empty() && pending.refs.is_empty() && pending.events.is_empty() {
             return Ok(());
         }
+        let pending = &mut *pending;
         pending.keys.clear();
         // Key order makes neighbouring inserts share B-tree pages. The sort is stable, so a later
         // write to the same version key (same key, valid time and transaction) still wins.
@@ -295,12 +337,14 @@ impl RedbTransaction {
             let mut versions = txn.open_table(VERSIONS).map_err(StoreError::engine)?;
             for (k, v) in pending.versions.drain(..) {
                 versions.insert(k.as_slice(), v.as_slice()).map_err(StoreError::engine)?;
+                pending.journal.insert(JournalTable::Versions, &k, &v);
             }
         }
         if !pending.events.is_empty() {
             let mut events = txn.open_table(EVENTS).map_err(StoreError::engine)?;
             for (id, payload) in pending.events.drain(..) {
                 events.insert((id.ms, id.seq), (self.tx_id, payload.as_slice())).map_err(StoreError::engine)?;
+                pending.journal.insert(JournalTable::Events, &event_key(id), &event_value(self.tx_id, &payload));
             }
         }
         if !pending.refs.is_empty() {
@@ -312,6 +356,7 @@ impl RedbTransaction {
             for (k, present) in pending.refs.drain(..).zip(present) {
                 if !present {
                     refs.insert(k.as_slice(), ()).map_err(StoreError::engine)?;
+                    pending.journal.insert(JournalTable::Refs, &k, &[]);
                 }
             }
         }
@@ -465,28 +510,138 @@ impl Transaction for RedbTransaction {
         self.flush()?;
         let ops = self.pending.borrow().ops;
         let receipt = TxReceipt { tx_id: self.tx_id, tx_time: self.tx_time };
-        let txn = self.txn.take().ok_or_else(|| StoreError::Invalid("transaction already committed".into()))?;
+        let mut txn = self.txn.take().ok_or_else(|| StoreError::Invalid("transaction already committed".into()))?;
+        let record = &mut self.pending.get_mut().journal;
         {
             let mut txs = txn.open_table(TXS).map_err(StoreError::engine)?;
-            txs.insert(receipt.tx_id, (receipt.tx_time.as_micros(), ops)).map_err(StoreError::engine)?;
+            let tx_value = (receipt.tx_time.as_micros(), ops);
+            txs.insert(receipt.tx_id, tx_value).map_err(StoreError::engine)?;
+            record.insert(JournalTable::Transactions, &receipt.tx_id.to_le_bytes(), &tx_record(tx_value));
             let mut meta = txn.open_table(META).map_err(StoreError::engine)?;
             let mut last = Vec::with_capacity(16);
             last.extend_from_slice(&receipt.tx_id.to_le_bytes());
             last.extend_from_slice(&receipt.tx_time.as_micros().to_le_bytes());
             meta.insert(LAST_TX, last.as_slice()).map_err(StoreError::engine)?;
+            record.insert(JournalTable::Meta, LAST_TX.as_bytes(), &last);
             if let Some(e) = self.last_event {
                 let mut bytes = Vec::with_capacity(16);
                 bytes.extend_from_slice(&e.ms.to_le_bytes());
                 bytes.extend_from_slice(&e.seq.to_le_bytes());
                 meta.insert(LAST_EVENT, bytes.as_slice()).map_err(StoreError::engine)?;
+                record.insert(JournalTable::Meta, LAST_EVENT.as_bytes(), &bytes);
             }
         }
-        txn.commit().map_err(StoreError::engine)?;
+        // The journal is synced before redb commits, so nothing is visible before it is
+        // durable; a checkpoint commits durably in redb instead and empties the journal.
+        let mut journal = self.engine.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let checkpoint = record.overflowed() || journal.wants_checkpoint();
+        let appended = if checkpoint {
+            None
+        } else {
+            txn.set_durability(redb::Durability::None).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            Some(journal.append(receipt.tx_id, record)?)
+        };
+        if let Err(e) = txn.commit() {
+            if let Some(start) = appended {
+                journal.retract(start);
+            }
+            return Err(StoreError::engine(e));
+        }
+        if checkpoint {
+            journal.checkpointed();
+        }
+        drop(journal);
         if let (true, Some(id)) = (wrote_events, self.last_event) {
             self.signal.publish(id);
         }
         Ok(receipt)
     }
+}
+
+fn event_key(id: EventId) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&id.ms.to_le_bytes());
+    key[8..].copy_from_slice(&id.seq.to_le_bytes());
+    key
+}
+
+fn event_value(tx_id: u64, payload: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + payload.len());
+    value.extend_from_slice(&tx_id.to_le_bytes());
+    value.extend_from_slice(payload);
+    value
+}
+
+fn tx_record((micros, ops): (i64, u64)) -> [u8; 16] {
+    let mut value = [0u8; 16];
+    value[..8].copy_from_slice(&micros.to_le_bytes());
+    value[8..].copy_from_slice(&ops.to_le_bytes());
+    value
+}
+
+fn split_u64s(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let (head, rest) = bytes.split_first_chunk::<8>()?;
+    Some((u64::from_le_bytes(*head), rest))
+}
+
+/// Applies the journal's records of transactions after the last durable one, in one durable
+/// commit: the store is then as it was when the last of them was acknowledged.
+fn replay(db: &Database, durable_last: u64, records: &[crate::journal::Recovered]) -> Result<()> {
+    let todo: Vec<_> = records.iter().filter(|r| r.tx_id > durable_last).collect();
+    let Some(first) = todo.first() else { return Ok(()) };
+    if first.tx_id != durable_last + 1 {
+        return Err(StoreError::Corrupt(format!(
+            "the commit journal resumes at transaction {} but the store ends at {durable_last}",
+            first.tx_id
+        )));
+    }
+    let corrupt = |what: &str| StoreError::Corrupt(format!("journal record: {what}"));
+    let txn = db.begin_write().map_err(StoreError::engine)?;
+    {
+        let mut versions = txn.open_table(VERSIONS).map_err(StoreError::engine)?;
+        let mut refs = txn.open_table(REFS).map_err(StoreError::engine)?;
+        let mut events = txn.open_table(EVENTS).map_err(StoreError::engine)?;
+        let mut txs = txn.open_table(TXS).map_err(StoreError::engine)?;
+        let mut meta = txn.open_table(META).map_err(StoreError::engine)?;
+        for record in todo {
+            for (table, key, value) in record.writes()? {
+                match table {
+                    JournalTable::Versions => versions.insert(key, value).map(drop),
+                    JournalTable::Refs => refs.insert(key, ()).map(drop),
+                    JournalTable::Events => {
+                        let (ms, rest) = split_u64s(key).ok_or_else(|| corrupt("event key"))?;
+                        let (seq, _) = split_u64s(rest).ok_or_else(|| corrupt("event key"))?;
+                        let (tx_id, payload) = split_u64s(value).ok_or_else(|| corrupt("event"))?;
+                        events.insert((ms, seq), (tx_id, payload)).map(drop)
+                    }
+                    JournalTable::Transactions => {
+                        let (id, _) = split_u64s(key).ok_or_else(|| corrupt("transaction key"))?;
+                        let (micros, rest) = split_u64s(value).ok_or_else(|| corrupt("transaction"))?;
+                        let (ops, _) = split_u64s(rest).ok_or_else(|| corrupt("transaction"))?;
+                        txs.insert(id, (micros as i64, ops)).map(drop)
+                    }
+                    JournalTable::Meta => {
+                        let name = std::str::from_utf8(key).map_err(|_| corrupt("meta key"))?;
+                        meta.insert(name, value).map(drop)
+                    }
+                }
+                .map_err(StoreError::engine)?;
+            }
+        }
+    }
+    txn.commit().map_err(StoreError::engine)
+}
+
+/// The store's id, drawn (from the clock and the process id) on first use.
+fn store_id(meta: &mut redb::Table<&'static str, &'static [u8]>) -> Result<u64> {
+    if let Some(v) = meta.get(STORE_ID).map_err(StoreError::engine)? {
+        let bytes: [u8; 8] = v.value().try_into().map_err(|_| StoreError::Corrupt("store id".into()))?;
+        return Ok(u64::from_le_bytes(bytes));
+    }
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let id = nanos ^ (u64::from(std::process::id()) << 32);
+    meta.insert(STORE_ID, id.to_le_bytes().as_slice()).map_err(StoreError::engine)?;
+    Ok(id)
 }
 
 /// Refuses a store in another record layout; marks a new one with this build's.

@@ -1,6 +1,9 @@
 //! Durability: a transaction acknowledged before `kill -9` is there after reopening; one that was
 //! not acknowledged is either entirely there (its commit finished, the ack was not yet printed) or
 //! entirely absent. The writer is this test binary re-executed as a child process.
+//!
+//! Most commits are made durable by the commit journal and only later by redb itself, so the
+//! kills land both between checkpoints (the journal is replayed) and across them.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -43,8 +46,12 @@ fn acknowledged_commits_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut acked_total = 0u64;
-    // Several crash/recover rounds on the same file, killed after different amounts of work.
-    for (round, wait_acks) in [5u64, 23, 61].into_iter().enumerate() {
+    let journal = dir.path().join("c.redb.journal");
+    let mut replayed = 0;
+    // Several crash/recover rounds on the same file, killed after different amounts of work;
+    // the last runs past several checkpoints.
+    for (round, (wait_acks, run_for)) in [(5u64, 0u64), (23, 0), (61, 0), (1, 2_500)].into_iter().enumerate() {
+        let started = Instant::now();
         let mut child = Command::new(&exe)
             .args(["crash_writer_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(DIR_VAR, dir.path())
@@ -55,7 +62,7 @@ fn acknowledged_commits_survive_kill_9() {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut acked = 0u64;
         let deadline = Instant::now() + Duration::from_secs(60);
-        while acked < acked_total + wait_acks {
+        while acked < acked_total + wait_acks || started.elapsed() < Duration::from_millis(run_for) {
             assert!(Instant::now() < deadline, "writer too slow");
             match lines.next() {
                 Some(Ok(line)) => {
@@ -75,7 +82,11 @@ fn acknowledged_commits_survive_kill_9() {
             }
         }
 
+        if std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0) {
+            replayed += 1;
+        }
         let store = RedbStore::open(&dir.path().join("c.redb"), &StoreOptions::default()).unwrap();
+        assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0, "the journal is emptied once applied");
         let snap = store.snapshot().unwrap();
         let last = snap.last_tx().unwrap().expect("acknowledged transactions exist").tx_id;
         assert!(last >= acked, "round {round}: acknowledged tx {acked} lost (last durable {last})");
@@ -97,4 +108,33 @@ fn acknowledged_commits_survive_kill_9() {
         assert!(events.windows(2).all(|w| w[0].id < w[1].id && w[0].tx_id + 1 == w[1].tx_id));
         acked_total = last;
     }
+    assert!(replayed > 0, "no kill left journal records to replay: the test did not reach the journal");
+}
+
+/// A clean close leaves nothing to replay; a journal left beside a store file that is gone
+/// is not applied to the new store made in its place.
+#[test]
+fn a_clean_close_empties_the_journal_and_a_new_store_ignores_a_stray_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.redb");
+    let journal = dir.path().join("g.redb.journal");
+    let store = RedbStore::open(&path, &StoreOptions::default()).unwrap();
+    for i in 0..3 {
+        let mut tx = store.begin().unwrap();
+        tx.put(&format!("K|{i}"), b"{}", &[], ValidTime::now()).unwrap();
+        tx.commit().unwrap();
+    }
+    assert!(std::fs::metadata(&journal).unwrap().len() > 0, "quick commits go through the journal");
+    let kept = std::fs::read(&journal).unwrap();
+    drop(store);
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
+    let store = RedbStore::open(&path, &StoreOptions::default()).unwrap();
+    assert_eq!(store.snapshot().unwrap().last_tx().unwrap().unwrap().tx_id, 3);
+    drop(store);
+
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&journal, kept).unwrap();
+    let store = RedbStore::open(&path, &StoreOptions::default()).unwrap();
+    assert!(store.snapshot().unwrap().last_tx().unwrap().is_none());
+    assert!(store.snapshot().unwrap().get("K|0", AsOf::now()).unwrap().is_none());
 }
