@@ -5,7 +5,7 @@
 //! measured costs three to four times the sync of the same bytes written in one run. So the
 //! engine commits to redb without syncing (`Durability::None`: visible at once, kept in redb's
 //! write buffer, lost in a crash) and first appends the transaction's writes, as they went into
-//! the tables, to this file and syncs it. Every second or so (or when this file grows past a
+//! the tables, to this file and syncs it. Every five seconds (or when this file grows past a
 //! bound, or a transaction is too large to copy) a commit is made durable in redb itself — a
 //! checkpoint — and the journal starts again empty.
 //!
@@ -50,9 +50,9 @@ impl Table {
 }
 
 /// How long non-durable commits may pile up before one is made durable in redb.
-pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 /// The journal size past which the next commit is a checkpoint.
-pub(crate) const CHECKPOINT_BYTES: u64 = 64 << 20;
+pub(crate) const CHECKPOINT_BYTES: u64 = 256 << 20;
 /// A transaction whose writes exceed this is committed durably instead of being copied here.
 pub(crate) const MAX_RECORD: usize = 32 << 20;
 
