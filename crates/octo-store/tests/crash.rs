@@ -49,8 +49,8 @@ fn acknowledged_commits_survive_kill_9() {
     let journal = dir.path().join("c.redb.journal");
     let mut replayed = 0;
     // Several crash/recover rounds on the same file, killed after different amounts of work;
-    // the last runs past several checkpoints.
-    for (round, (wait_acks, run_for)) in [(5u64, 0u64), (23, 0), (61, 0), (1, 2_500)].into_iter().enumerate() {
+    // the last runs past a checkpoint (every five seconds).
+    for (round, (wait_acks, run_for)) in [(5u64, 0u64), (23, 0), (61, 0), (1, 6_500)].into_iter().enumerate() {
         let started = Instant::now();
         let mut child = Command::new(&exe)
             .args(["crash_writer_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
