@@ -134,8 +134,9 @@ pub(crate) struct Journal {
     /// Bytes of valid records.
     len: u64,
     last_checkpoint: Instant,
-    /// Set when a record could not be taken back after its commit failed: every later commit
-    /// is refused, so that no acknowledged commit depends on that record's fate.
+    /// Set when a record could not be taken back after its commit failed: until the journal
+    /// is emptied, commits are checkpoints (durable in redb itself, which makes the stray
+    /// record one that recovery skips).
     poisoned: bool,
 }
 
@@ -165,18 +166,12 @@ impl Journal {
 
     /// Whether the next commit should be a checkpoint instead of a record.
     pub(crate) fn wants_checkpoint(&self) -> bool {
-        self.len >= CHECKPOINT_BYTES || self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
+        self.poisoned || self.len >= CHECKPOINT_BYTES || self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
     }
 
     /// Appends one transaction's record and syncs it; returns where it started, for
     /// [`Journal::retract`].
     pub(crate) fn append(&mut self, tx_id: u64, record: &RecordBuf) -> Result<u64> {
-        if self.poisoned {
-            return Err(StoreError::Io(format!(
-                "journal {}: an earlier failed commit could not be taken back; reopen the store",
-                self.path.display()
-            )));
-        }
         let start = self.len;
         let mut bytes = Vec::with_capacity(HEADER + record.body.len());
         bytes.extend_from_slice(&(record.body.len() as u32).to_le_bytes());
@@ -188,8 +183,9 @@ impl Journal {
         bytes[4..8].copy_from_slice(&crc.to_le_bytes());
         let written = self.file.write_all_at(&bytes, start).and_then(|()| self.file.sync_data());
         if let Err(e) = written {
-            // Whatever part of it reached the file is not acknowledged, and the next record
-            // overwrites it from the same place.
+            // Whatever part of it reached the file is not acknowledged: cut it off, so that a
+            // crash does not bring back a transaction whose commit reported failure.
+            self.retract(start);
             return Err(self.io(e));
         }
         self.len += bytes.len() as u64;
@@ -211,8 +207,9 @@ impl Journal {
     /// the stale ones.
     pub(crate) fn checkpointed(&mut self) {
         self.last_checkpoint = Instant::now();
-        if self.len > 0 && self.file.set_len(0).is_ok() {
+        if (self.len > 0 || self.poisoned) && self.file.set_len(0).is_ok() {
             self.len = 0;
+            self.poisoned = false;
         }
     }
 
@@ -224,9 +221,9 @@ impl Journal {
         Ok(())
     }
 
-    /// Whether records are waiting for a checkpoint.
+    /// Whether nothing (not even a record that could not be taken back) waits for a checkpoint.
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len == 0 && !self.poisoned
     }
 }
 
