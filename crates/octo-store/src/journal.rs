@@ -69,17 +69,27 @@ pub(crate) struct RecordBuf {
 impl RecordBuf {
     /// Notes one insert.
     pub(crate) fn insert(&mut self, table: Table, key: &[u8], value: &[u8]) {
+        self.insert_parts(table, key, &[value]);
+    }
+
+    /// Notes one insert whose value is the concatenation of `parts` (spares the caller a copy).
+    pub(crate) fn insert_parts(&mut self, table: Table, key: &[u8], parts: &[&[u8]]) {
         if self.overflow {
             return;
         }
-        if self.body.len() + key.len() + value.len() + 9 > MAX_RECORD {
+        let value_len: usize = parts.iter().map(|p| p.len()).sum();
+        if self.body.len() + key.len() + value_len + 9 > MAX_RECORD {
             self.overflow = true;
             self.body = Vec::new();
             return;
         }
         self.body.push(table as u8);
         push_bytes(&mut self.body, key);
-        push_bytes(&mut self.body, value);
+        // MAX_RECORD keeps every length far below u32::MAX.
+        self.body.extend_from_slice(&(value_len as u32).to_le_bytes());
+        for part in parts {
+            self.body.extend_from_slice(part);
+        }
     }
 
     /// Whether the transaction outgrew the journal.

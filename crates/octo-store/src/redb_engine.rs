@@ -210,8 +210,7 @@ impl Store for RedbStore {
         }
         if let Some(id) = last_removed {
             let mut meta = txn.open_table(META).map_err(StoreError::engine)?;
-            let mut bytes = id.ms.to_le_bytes().to_vec();
-            bytes.extend_from_slice(&id.seq.to_le_bytes());
+            let bytes = event_key(id);
             meta.insert(TRIMMED_UNTIL, bytes.as_slice()).map_err(StoreError::engine)?;
         }
         txn.commit().map_err(StoreError::engine)?;
@@ -344,7 +343,8 @@ impl RedbTransaction {
             let mut events = txn.open_table(EVENTS).map_err(StoreError::engine)?;
             for (id, payload) in pending.events.drain(..) {
                 events.insert((id.ms, id.seq), (self.tx_id, payload.as_slice())).map_err(StoreError::engine)?;
-                pending.journal.insert(JournalTable::Events, &event_key(id), &event_value(self.tx_id, &payload));
+                let tx = self.tx_id.to_le_bytes();
+                pending.journal.insert_parts(JournalTable::Events, &event_key(id), &[&tx, &payload]);
             }
         }
         if !pending.refs.is_empty() {
@@ -524,9 +524,7 @@ impl Transaction for RedbTransaction {
             meta.insert(LAST_TX, last.as_slice()).map_err(StoreError::engine)?;
             record.insert(JournalTable::Meta, LAST_TX.as_bytes(), &last);
             if let Some(e) = self.last_event {
-                let mut bytes = Vec::with_capacity(16);
-                bytes.extend_from_slice(&e.ms.to_le_bytes());
-                bytes.extend_from_slice(&e.seq.to_le_bytes());
+                let bytes = event_key(e);
                 meta.insert(LAST_EVENT, bytes.as_slice()).map_err(StoreError::engine)?;
                 record.insert(JournalTable::Meta, LAST_EVENT.as_bytes(), &bytes);
             }
@@ -558,18 +556,12 @@ impl Transaction for RedbTransaction {
     }
 }
 
+/// An event id as the journal and the meta table store it: ms then seq, little-endian.
 fn event_key(id: EventId) -> [u8; 16] {
     let mut key = [0u8; 16];
     key[..8].copy_from_slice(&id.ms.to_le_bytes());
     key[8..].copy_from_slice(&id.seq.to_le_bytes());
     key
-}
-
-fn event_value(tx_id: u64, payload: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(8 + payload.len());
-    value.extend_from_slice(&tx_id.to_le_bytes());
-    value.extend_from_slice(payload);
-    value
 }
 
 fn tx_record((micros, ops): (i64, u64)) -> [u8; 16] {
