@@ -12,11 +12,19 @@ use octo_model::Catalog;
 use octo_stream::stix::{extension_definition, organisation_identity, to_stix};
 use serde_json::{json, Value};
 
+/// The virtualenv's interpreter, made on first use. The tests of this file run on parallel
+/// threads, and two pip installs into one venv break each other, so setup is serialised; a venv
+/// left half-made by an interrupted run is made again from scratch.
 fn python() -> PathBuf {
+    static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _setup = SETUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-venv");
     let python = venv.join("bin/python");
     let ready = venv.join("ready");
     if !ready.exists() {
+        if venv.exists() {
+            std::fs::remove_dir_all(&venv).unwrap();
+        }
         let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 is needed");
         assert!(ok.success(), "python3 -m venv failed");
         let ok = Command::new(&python)
