@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 
 fn graph_with(bits: Vec<Arc<dyn Bit>>, defaults: BitSwitches) -> (tempfile::TempDir, Graph, Arc<BitEngine>) {
     let dir = tempfile::tempdir().unwrap();
-    let store = RedbStore::open(&dir.path().join("g.redb"), &StoreOptions { cache_bytes: 8 << 20 }).unwrap();
+    let store =
+        RedbStore::open(&dir.path().join("g.redb"), &StoreOptions { cache_bytes: 8 << 20, ..StoreOptions::default() })
+            .unwrap();
     let catalog = Catalog::builtin();
     let engine = Arc::new(BitEngine::new(catalog.clone(), bits, defaults).unwrap());
     let graph = Graph::new(Arc::new(store), catalog).with_inferrer(engine.clone());

@@ -114,7 +114,9 @@ fn a_user_rule_runs_in_the_graph() {
     let mut bits = octo_bits::builtin::all();
     bits.extend(load_dir(&rules_dir, &catalog).unwrap());
     let engine = Arc::new(BitEngine::new(catalog.clone(), bits, BitSwitches::default()).unwrap());
-    let store = RedbStore::open(&dir.path().join("g.redb"), &StoreOptions { cache_bytes: 8 << 20 }).unwrap();
+    let store =
+        RedbStore::open(&dir.path().join("g.redb"), &StoreOptions { cache_bytes: 8 << 20, ..StoreOptions::default() })
+            .unwrap();
     let g = Graph::new(Arc::new(store), catalog.clone()).with_inferrer(engine);
     let declare = |j| {
         let ooi = catalog.ooi_from_json(&j).unwrap();

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use octo_model::{Ooi, Reference};
-use octo_store::{AsOf, Reader};
+use octo_store::{AsOf, LiveKeys, Reader};
 use serde::Serialize;
 
 use crate::error::{GraphError, Result};
@@ -193,6 +193,9 @@ impl Graph {
     /// Lists objects with Octopoes' filters, paged, with the total count.
     pub fn list_objects(&self, q: &ListQuery, at: AsOf) -> Result<Page<Ooi>> {
         let snap = self.store().snapshot()?;
+        if let Some((count, keys)) = self.indexed_page(&*snap, q, at)? {
+            return Ok(Page { count, items: self.load_with_profiles(&*snap, &keys, at)? });
+        }
         // Scans come in key order, which is type then key: in that order only the page's keys
         // are kept (the rest are counted); any other order needs every match.
         if (q.order_by, q.descending) == (ListOrder::ObjectType, false) {
@@ -255,6 +258,40 @@ impl Graph {
         Ok(items)
     }
 
+    /// A page and count answered from the store's lists of live keys, when the query needs no
+    /// scan levels and the store can answer for `at` (the current state): a slice of sorted
+    /// lists instead of a scan of every version. A search still visits every key, in memory.
+    fn indexed_page(&self, snap: &dyn Reader, q: &ListQuery, at: AsOf) -> Result<Option<(usize, Vec<String>)>> {
+        let need_profile =
+            !q.scan_levels.is_empty() || !q.scan_profile_types.is_empty() || q.order_by == ListOrder::ScanLevel;
+        if need_profile {
+            return Ok(None);
+        }
+        let mut types = BTreeSet::new();
+        for t in &q.types {
+            types.extend(self.catalog().concrete_types(t)?.iter().cloned());
+        }
+        let types: Vec<&str> = types.iter().map(String::as_str).collect();
+        let needle = q.search.as_ref().map(|s| s.to_lowercase());
+        let mut answer = None;
+        let answered = snap.live_keys_indexed(&types, at, &mut |lists| {
+            // The window of the matches, in the order asked, given the count and the i-th match.
+            let window = |count: usize, nth: &dyn Fn(usize) -> String| {
+                let positions = q.offset.min(count)..q.offset.saturating_add(q.limit).min(count);
+                (count, positions.map(|i| nth(if q.descending { count - 1 - i } else { i })).collect())
+            };
+            answer = Some(match &needle {
+                Some(n) => {
+                    let matches: Vec<&str> =
+                        lists.iter().flat_map(|l| l.iter()).filter(|k| contains_ignoring_case(k, n)).collect();
+                    window(matches.len(), &|i| matches[i].to_owned())
+                }
+                None => window(lists.iter().map(|l| l.len()).sum(), &|i| nth_key(lists, i).to_owned()),
+            });
+        })?;
+        Ok(answer.filter(|_| answered))
+    }
+
     /// How many keys match a list query's filters, and those matches (with their levels when
     /// the query needs them) in key order: all of them, or only those whose position falls in
     /// `keep`.
@@ -277,7 +314,7 @@ impl Graph {
         let mut count = 0usize;
         let mut failure = None;
         let mut visit = |key: &str| {
-            if needle.as_ref().is_some_and(|n| !key.to_lowercase().contains(n.as_str())) {
+            if needle.as_ref().is_some_and(|n| !contains_ignoring_case(key, n)) {
                 return true;
             }
             let mut level = 0;
@@ -608,6 +645,27 @@ impl Graph {
 
 /// Every live record of one type as of `at`, decoded; the first record that does not decode
 /// stops the scan and is the error.
+/// The key at position `i` of sorted lists laid end to end (`i` is below their total length).
+fn nth_key<'a>(lists: &[&'a LiveKeys], mut i: usize) -> &'a str {
+    for list in lists {
+        match list.get(i) {
+            Some(key) => return key,
+            None => i -= list.len(),
+        }
+    }
+    ""
+}
+
+/// Whether `haystack` contains `needle` (already lower-case) ignoring case; keys are nearly
+/// always ASCII, which is compared without allocating.
+fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
+    if haystack.is_ascii() && needle.is_ascii() {
+        let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+        return n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+    }
+    haystack.to_lowercase().contains(needle)
+}
+
 pub(crate) fn collect_type<T>(
     snap: &dyn Reader,
     type_name: &str,
@@ -740,7 +798,11 @@ mod tests {
     #[test]
     fn batched_trees_equal_the_one_read_at_a_time_walk() {
         let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(&dir.path().join("t.redb"), &StoreOptions { cache_bytes: 8 << 20 }).unwrap();
+        let store = RedbStore::open(
+            &dir.path().join("t.redb"),
+            &StoreOptions { cache_bytes: 8 << 20, ..StoreOptions::default() },
+        )
+        .unwrap();
         let c = Catalog::builtin();
         let g = Graph::new(Arc::new(store), c.clone());
         let declare = |doc: serde_json::Value| {

@@ -8,7 +8,12 @@ use serde_json::json;
 #[test]
 fn organisations_are_separate_graphs() {
     let dir = tempfile::tempdir().unwrap();
-    let orgs = Organisations::open(dir.path(), Catalog::builtin(), StoreOptions { cache_bytes: 4 << 20 }).unwrap();
+    let orgs = Organisations::open(
+        dir.path(),
+        Catalog::builtin(),
+        StoreOptions { cache_bytes: 4 << 20, ..StoreOptions::default() },
+    )
+    .unwrap();
     let acme = orgs.create("acme").unwrap();
     orgs.create("globex").unwrap();
     assert!(matches!(orgs.create("acme"), Err(GraphError::Invalid(_))));

@@ -14,7 +14,9 @@ struct Fixture {
 
 fn graph() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = RedbStore::open(&dir.path().join("g.redb"), &StoreOptions { cache_bytes: 8 << 20 }).unwrap();
+    let store =
+        RedbStore::open(&dir.path().join("g.redb"), &StoreOptions { cache_bytes: 8 << 20, ..StoreOptions::default() })
+            .unwrap();
     Fixture { _dir: dir, graph: Graph::new(Arc::new(store), Catalog::builtin()) }
 }
 

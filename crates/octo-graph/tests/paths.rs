@@ -9,7 +9,9 @@ use serde_json::json;
 
 fn graph() -> (tempfile::TempDir, Graph) {
     let dir = tempfile::tempdir().unwrap();
-    let store = RedbStore::open(&dir.path().join("g.redb"), &StoreOptions { cache_bytes: 8 << 20 }).unwrap();
+    let store =
+        RedbStore::open(&dir.path().join("g.redb"), &StoreOptions { cache_bytes: 8 << 20, ..StoreOptions::default() })
+            .unwrap();
     let g = Graph::new(Arc::new(store), Catalog::builtin());
     let c = Catalog::builtin();
     for doc in [

@@ -37,6 +37,7 @@ pub mod layout {
 pub mod error;
 pub mod event;
 mod journal;
+mod key_index;
 mod redb_engine;
 pub mod store;
 pub mod time;
@@ -44,6 +45,7 @@ pub mod version;
 
 pub use error::{Result, StoreError};
 pub use event::{Event, EventId, EventIdParseError, EventPosition};
+pub use key_index::LiveKeys;
 pub use redb_engine::{RedbStore, StoreOptions};
 pub use store::{transact, Op, Reader, Store, Transaction};
 pub use time::Timestamp;

@@ -20,6 +20,7 @@ use crate::codec::{
 use crate::error::{Result, StoreError};
 use crate::event::{Event, EventId, EventPosition};
 use crate::journal::{Journal, RecordBuf, Table as JournalTable};
+use crate::key_index::{FinalState, KeyIndex, LiveKeys, Touched};
 use crate::store::{Reader, Store, Transaction};
 use crate::time::Timestamp;
 use crate::version::{AsOf, TxReceipt, ValidTime, Version};
@@ -35,17 +36,24 @@ const TRIMMED_UNTIL: &str = "trimmed_until";
 const FORMAT: &str = "record_format";
 /// A number drawn when the store is created, which its journal records carry.
 const STORE_ID: &str = "store_id";
+/// The greatest valid time of any version written: reads at or after it (and at the newest
+/// transaction) see every key's last version, which the key index holds.
+const MAX_VALID: &str = "max_valid";
 
 /// Tuning for the embedded engine.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Bytes of page cache; the rest of the file stays on disk (and in the OS page cache).
     pub cache_bytes: usize,
+    /// Memory for the in-memory lists of live keys by type that answer pages and counts of
+    /// the current state without a scan (about 16 bytes plus the key, per key); types that do
+    /// not fit are scanned. 0 turns the lists off.
+    pub key_index_bytes: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { cache_bytes: 1 << 30 }
+        StoreOptions { cache_bytes: 1 << 30, key_index_bytes: 256 << 20 }
     }
 }
 
@@ -62,6 +70,7 @@ pub struct RedbStore {
 struct Engine {
     db: Database,
     journal: Mutex<Journal>,
+    keys: KeyIndex,
 }
 
 impl std::ops::Deref for Engine {
@@ -131,13 +140,15 @@ impl RedbStore {
         let (mut journal, records) = Journal::open(&Journal::path_for(path), store_id)?;
         replay(&db, durable_last, &records)?;
         journal.reset()?;
+        record_max_valid(&db)?;
         let last_event = {
             let read = db.begin_read().map_err(StoreError::engine)?;
             read_last_event(&read.open_table(META).map_err(StoreError::engine)?)?
         };
         let events = Arc::new(EventSignal { last: Mutex::new(last_event), moved: Condvar::new() });
         let repaired = repaired.load(std::sync::atomic::Ordering::Relaxed);
-        Ok(RedbStore { db: Arc::new(Engine { db, journal: Mutex::new(journal) }), events, repaired })
+        let engine = Engine { db, journal: Mutex::new(journal), keys: KeyIndex::new(options.key_index_bytes) };
+        Ok(RedbStore { db: Arc::new(engine), events, repaired })
     }
 
     /// Whether opening had to repair the file because the process that had it open last did
@@ -158,14 +169,15 @@ impl Store for RedbStore {
             meta: txn.open_table(META).map_err(StoreError::engine)?,
             events: txn.open_table(EVENTS).map_err(StoreError::engine)?,
             _txn: txn,
+            engine: self.db.clone(),
         }))
     }
 
     fn begin(&self) -> Result<Box<dyn Transaction + '_>> {
         let txn = self.db.begin_write().map_err(StoreError::engine)?;
-        let (last, last_event) = {
+        let (last, last_event, max_valid) = {
             let meta = txn.open_table(META).map_err(StoreError::engine)?;
-            (read_last_tx(&meta)?, read_last_event(&meta)?)
+            (read_last_tx(&meta)?, read_last_event(&meta)?, read_max_valid(&meta)?)
         };
         let (tx_id, tx_time) = match last {
             None => (1, Timestamp::now()),
@@ -177,6 +189,7 @@ impl Store for RedbStore {
             tx_time,
             last_event,
             appended_events: false,
+            max_valid,
             signal: self.events.clone(),
             pending: RefCell::new(Pending::default()),
             engine: self.db.clone(),
@@ -240,6 +253,27 @@ struct RedbSnapshot {
     meta: ReadOnlyTable<&'static str, &'static [u8]>,
     events: ReadOnlyTable<(u64, u64), (u64, &'static [u8])>,
     _txn: ReadTransaction,
+    engine: Arc<Engine>,
+}
+
+/// A snapshot's final state, for the key index.
+struct SnapshotState<'a>(&'a ReadOnlyTable<&'static [u8], &'static [u8]>);
+
+impl FinalState for SnapshotState<'_> {
+    fn is_live(&self, key: &str) -> Result<bool> {
+        let (lo, hi) = key_range(key);
+        match self.0.range(lo.as_slice()..hi.as_slice()).map_err(StoreError::engine)?.next_back() {
+            Some(item) => Record::is_live(item.map_err(StoreError::engine)?.1.value()),
+            None => Ok(false),
+        }
+    }
+    fn live_keys(&self, type_name: &str, visit: &mut dyn FnMut(&str)) -> Result<()> {
+        let last = AsOf { valid_time: Timestamp::MAX, tx_time: None };
+        scan_type_keys(self.0, type_name, last, &mut |k| {
+            visit(k);
+            true
+        })
+    }
 }
 
 impl Reader for RedbSnapshot {
@@ -282,6 +316,18 @@ impl Reader for RedbSnapshot {
     fn events_trimmed_until(&self) -> Result<Option<EventId>> {
         read_event_id(&self.meta, TRIMMED_UNTIL)
     }
+    fn live_keys_indexed(&self, types: &[&str], at: AsOf, read: &mut dyn FnMut(&[&LiveKeys])) -> Result<bool> {
+        let last = read_last_tx(&self.meta)?;
+        let sees_last_tx = match (at.tx_time, last) {
+            (Some(t), Some(r)) => t >= r.tx_time,
+            _ => true,
+        };
+        let sees_last_valid = read_max_valid(&self.meta)?.is_none_or(|v| at.valid_time >= v);
+        if !sees_last_tx || !sees_last_valid {
+            return Ok(false);
+        }
+        self.engine.keys.read(last.map_or(0, |r| r.tx_id), types, &SnapshotState(&self.versions), read)
+    }
 }
 
 /// Writes not yet handed to redb: buffered so bulk writes open each table once per flush.
@@ -296,6 +342,16 @@ struct Pending {
     ops: u64,
     /// Everything handed to the tables so far, for the commit journal.
     journal: RecordBuf,
+    /// The keys written so far, for the key index.
+    touched: Touched,
+    /// The greatest valid time written so far.
+    max_valid: Option<Timestamp>,
+}
+
+impl Pending {
+    fn wrote_valid(&mut self, valid: Timestamp) {
+        self.max_valid = self.max_valid.max(Some(valid));
+    }
 }
 
 struct RedbTransaction {
@@ -307,6 +363,8 @@ struct RedbTransaction {
     /// Whether this transaction appended events (they may have been flushed to redb before the
     /// commit, so the pending buffer cannot tell).
     appended_events: bool,
+    /// The store's greatest valid time when this transaction began.
+    max_valid: Option<Timestamp>,
     signal: Arc<EventSignal>,
     pending: RefCell<Pending>,
     engine: Arc<Engine>,
@@ -337,6 +395,8 @@ impl RedbTransaction {
             for (k, v) in pending.versions.drain(..) {
                 versions.insert(k.as_slice(), v.as_slice()).map_err(StoreError::engine)?;
                 pending.journal.insert(JournalTable::Versions, &k, &v);
+                let (valid, _) = split_times(&k)?;
+                pending.touched.push(&k[..k.len() - 16], valid, Record::is_live(&v)?);
             }
         }
         if !pending.events.is_empty() {
@@ -366,6 +426,7 @@ impl RedbTransaction {
     fn push(&self, key: &str, valid: Timestamp, record: &Record) {
         let mut pending = self.pending.borrow_mut();
         pending.keys.insert(key_hash(key));
+        pending.wrote_valid(valid);
         pending.versions.push((version_key(key, valid, self.tx_time), record.encode()));
         for r in &record.refs {
             pending.refs.push(ref_key(r, key));
@@ -480,6 +541,7 @@ impl Transaction for RedbTransaction {
             let start = valid.start.unwrap_or(self.tx_time);
             let mut pending = self.pending.borrow_mut();
             pending.keys.insert(key_hash(key));
+            pending.wrote_valid(start);
             pending.versions.push((version_key(key, start, self.tx_time), encode_record(self.tx_id, false, refs, doc)));
             pending.refs.extend(refs.iter().map(|r| ref_key(r, key)));
             pending.ops += 1;
@@ -511,7 +573,8 @@ impl Transaction for RedbTransaction {
         let ops = self.pending.borrow().ops;
         let receipt = TxReceipt { tx_id: self.tx_id, tx_time: self.tx_time };
         let mut txn = self.txn.take().ok_or_else(|| StoreError::Invalid("transaction already committed".into()))?;
-        let record = &mut self.pending.get_mut().journal;
+        let pending = self.pending.get_mut();
+        let record = &mut pending.journal;
         {
             let mut txs = txn.open_table(TXS).map_err(StoreError::engine)?;
             let tx_value = (receipt.tx_time.as_micros(), ops);
@@ -528,6 +591,13 @@ impl Transaction for RedbTransaction {
                 meta.insert(LAST_EVENT, bytes.as_slice()).map_err(StoreError::engine)?;
                 record.insert(JournalTable::Meta, LAST_EVENT.as_bytes(), &bytes);
             }
+            if pending.max_valid > self.max_valid {
+                if let Some(v) = pending.max_valid {
+                    let bytes = v.as_micros().to_le_bytes();
+                    meta.insert(MAX_VALID, bytes.as_slice()).map_err(StoreError::engine)?;
+                    record.insert(JournalTable::Meta, MAX_VALID.as_bytes(), &bytes);
+                }
+            }
         }
         // The journal is synced before redb commits, so nothing is visible before it is
         // durable; a checkpoint commits durably in redb instead and empties the journal.
@@ -539,6 +609,10 @@ impl Transaction for RedbTransaction {
             txn.set_durability(redb::Durability::None).map_err(|e| StoreError::Invalid(e.to_string()))?;
             Some(journal.append(receipt.tx_id, record)?)
         };
+        // Before the commit is visible, so no snapshot can see it before the index knows of it.
+        let mut touched = std::mem::take(&mut pending.touched);
+        touched.settled_from = self.max_valid;
+        self.engine.keys.record(receipt.tx_id, touched);
         if let Err(e) = txn.commit() {
             if let Some(start) = appended {
                 journal.retract(start);
@@ -669,6 +743,33 @@ fn read_last_tx(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Resul
     id.copy_from_slice(&b[..8]);
     t.copy_from_slice(&b[8..]);
     Ok(Some(TxReceipt { tx_id: u64::from_le_bytes(id), tx_time: Timestamp::from_micros(i64::from_le_bytes(t)) }))
+}
+
+fn read_max_valid(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Option<Timestamp>> {
+    let Some(v) = meta.get(MAX_VALID).map_err(StoreError::engine)? else { return Ok(None) };
+    let bytes: [u8; 8] = v.value().try_into().map_err(|_| StoreError::Corrupt("max_valid record".into()))?;
+    Ok(Some(Timestamp::from_micros(i64::from_le_bytes(bytes))))
+}
+
+/// Records the greatest valid time in a store written before it was kept (read from every
+/// version key, once); a new store starts without one, which means nothing was written.
+fn record_max_valid(db: &Database) -> Result<()> {
+    let txn = db.begin_write().map_err(StoreError::engine)?;
+    {
+        let mut meta = txn.open_table(META).map_err(StoreError::engine)?;
+        if meta.get(MAX_VALID).map_err(StoreError::engine)?.is_some() {
+            return Ok(());
+        }
+        let versions = txn.open_table(VERSIONS).map_err(StoreError::engine)?;
+        let mut max = None;
+        for item in versions.iter().map_err(StoreError::engine)? {
+            let (k, _) = item.map_err(StoreError::engine)?;
+            max = max.max(Some(split_times(k.value())?.0));
+        }
+        let Some(max) = max else { return Ok(()) };
+        meta.insert(MAX_VALID, max.as_micros().to_le_bytes().as_slice()).map_err(StoreError::engine)?;
+    }
+    txn.commit().map_err(StoreError::engine)
 }
 
 fn read_last_event(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Option<EventId>> {

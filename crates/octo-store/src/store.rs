@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::event::{Event, EventId, EventPosition};
+use crate::key_index::LiveKeys;
 use crate::time::Timestamp;
 use crate::version::{AsOf, TxReceipt, ValidTime, Version};
 
@@ -84,6 +85,16 @@ pub trait Reader {
     /// and pages, where reading every document would be the cost.
     fn scan_type_keys(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(&str) -> bool) -> Result<()> {
         self.scan_type(type_name, at, &mut |v| visit(&v.key))
+    }
+
+    /// The live keys of each of `types` (concrete types, in the order given), sorted, handed to
+    /// `read` when this reader can answer from an index instead of a scan; returns whether it
+    /// did. Pages and counts of "every object of these types now" are then a slice and a
+    /// length. Engines answer for the current state only (the newest transaction, at a valid
+    /// time at or after every one written); callers scan otherwise.
+    fn live_keys_indexed(&self, types: &[&str], at: AsOf, read: &mut dyn FnMut(&[&LiveKeys])) -> Result<bool> {
+        let _ = (types, at, read);
+        Ok(false)
     }
 
     /// [`Reader::scan_type`] over several concrete types in turn (an abstract type's expansion).

@@ -89,7 +89,7 @@ proptest! {
         queries in proptest::collection::vec((0i64..24, 0usize..40, any::<bool>()), 30),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(&dir.path().join("o.redb"), &StoreOptions { cache_bytes: 1 << 20 }).unwrap();
+        let store = RedbStore::open(&dir.path().join("o.redb"), &StoreOptions { cache_bytes: 1 << 20, ..StoreOptions::default() }).unwrap();
         let mut oracle = Oracle::default();
         let mut tx_times = vec![];
         for ops in &txs {

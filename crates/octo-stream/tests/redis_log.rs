@@ -13,7 +13,10 @@ const URL: &str = "redis://127.0.0.1:6379/";
 /// A store with `n` transactions of one event each, and a log under a prefix of its own.
 fn setup(n: usize) -> (tempfile::TempDir, Arc<RedbStore>, RedisLog, String) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(RedbStore::open(&dir.path().join("s.redb"), &StoreOptions { cache_bytes: 1 << 20 }).unwrap());
+    let store = Arc::new(
+        RedbStore::open(&dir.path().join("s.redb"), &StoreOptions { cache_bytes: 1 << 20, ..StoreOptions::default() })
+            .unwrap(),
+    );
     commit(&store, n);
     let prefix = format!("octograph-test-{}-{}", std::process::id(), dir.path().file_name().unwrap().to_string_lossy());
     let log = RedisLog::open(URL, &prefix).expect("redis at 127.0.0.1:6379");

@@ -198,7 +198,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
             std::fs::create_dir_all(&dir)?;
             let path = dir.join("bench.redb");
-            let store = RedbStore::open(&path, &StoreOptions { cache_bytes: cache_mb << 20 })?;
+            let store =
+                RedbStore::open(&path, &StoreOptions { cache_bytes: cache_mb << 20, ..StoreOptions::default() })?;
             // Four versions per key at successive valid times; within a round, keys (and the
             // addresses they reference) ascend, as in a sorted import.
             let keys = versions.div_ceil(4).max(1);

@@ -207,7 +207,8 @@ pub fn run(
     let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("bits-bench.redb");
-    let store = Arc::new(RedbStore::open(&path, &StoreOptions { cache_bytes: cache_mb << 20 })?);
+    let store =
+        Arc::new(RedbStore::open(&path, &StoreOptions { cache_bytes: cache_mb << 20, ..StoreOptions::default() })?);
     let catalog = Catalog::builtin();
     let bits = builtin::all();
     let every =

@@ -34,8 +34,12 @@ pub(crate) fn open_or_load(
     let every =
         BitSwitches { enabled: bits.iter().map(|b| b.definition().id.clone()).collect(), disabled: Default::default() };
     let engine = Arc::new(BitEngine::new(catalog.clone(), bits, every)?);
-    let orgs = Organisations::open(dir, catalog.clone(), StoreOptions { cache_bytes: cache_mb << 20 })?
-        .with_inferrer(engine.clone());
+    let orgs = Organisations::open(
+        dir,
+        catalog.clone(),
+        StoreOptions { cache_bytes: cache_mb << 20, ..StoreOptions::default() },
+    )?
+    .with_inferrer(engine.clone());
     let graph = if orgs.exists(ORG) {
         eprintln!("reusing the graph in {}", dir.display());
         orgs.get(ORG)?

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use octo_store::StoreOptions;
 use serde::Deserialize;
 
 /// Settings as written in `octograph.toml`; every key is optional.
@@ -15,6 +16,9 @@ pub struct FileConfig {
     pub schema_dir: Option<PathBuf>,
     /// Page cache of each embedded store, in MiB.
     pub cache_mb: Option<usize>,
+    /// Memory of each store's lists of live keys by type (pages and counts of the current
+    /// state), in MiB; 0 turns them off.
+    pub key_index_mb: Option<usize>,
     /// Which bits run by default, and where user rule files live.
     #[serde(default)]
     pub bits: BitsConfig,
@@ -81,6 +85,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub schema_dir: Option<PathBuf>,
     pub cache_mb: usize,
+    pub key_index_mb: usize,
     pub bits: BitsConfig,
     pub server: octo_server::ServerConfig,
     pub logs: octo_logs::LogsConfig,
@@ -118,6 +123,7 @@ impl Config {
             data_dir: data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("octograph-data")),
             schema_dir: schema_dir.or(file.schema_dir),
             cache_mb: file.cache_mb.unwrap_or(1024),
+            key_index_mb: file.key_index_mb.unwrap_or(StoreOptions::default().key_index_bytes >> 20),
             bits: file.bits,
             logs: file.logs,
             prepare_streams: file.stream.prepare_in_background.unwrap_or(true),

@@ -493,7 +493,7 @@ fn organisations(
     catalog: Catalog,
     engine: std::sync::Arc<BitEngine>,
 ) -> anyhow::Result<Organisations> {
-    let options = StoreOptions { cache_bytes: config.cache_mb << 20 };
+    let options = StoreOptions { cache_bytes: config.cache_mb << 20, key_index_bytes: config.key_index_mb << 20 };
     Ok(Organisations::open(&config.data_dir, catalog, options)?.with_inferrer(engine))
 }
 

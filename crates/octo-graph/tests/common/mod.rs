@@ -11,7 +11,9 @@ use octo_store::{RedbStore, StoreOptions};
 /// A graph on an empty store; keep the directory alive as long as the graph.
 pub fn graph() -> (tempfile::TempDir, Graph) {
     let dir = tempfile::tempdir().unwrap();
-    let store = RedbStore::open(&dir.path().join("g.redb"), &StoreOptions { cache_bytes: 8 << 20 }).unwrap();
+    let store =
+        RedbStore::open(&dir.path().join("g.redb"), &StoreOptions { cache_bytes: 8 << 20, ..StoreOptions::default() })
+            .unwrap();
     (dir, Graph::new(Arc::new(store), Catalog::builtin()))
 }
 

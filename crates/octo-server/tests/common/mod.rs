@@ -64,9 +64,10 @@ pub fn server_on(auth: bool, organisations: &[&str], bus: Bus) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let catalog = catalog();
     let engine = Arc::new(BitEngine::new(catalog.clone(), octo_bits::builtin::all(), BitSwitches::default()).unwrap());
-    let orgs = Organisations::open(dir.path(), catalog, StoreOptions { cache_bytes: 16 << 20 })
-        .unwrap()
-        .with_inferrer(engine.clone());
+    let orgs =
+        Organisations::open(dir.path(), catalog, StoreOptions { cache_bytes: 16 << 20, ..StoreOptions::default() })
+            .unwrap()
+            .with_inferrer(engine.clone());
     for o in organisations {
         orgs.create(o).unwrap();
     }

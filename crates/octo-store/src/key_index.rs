@@ -1,0 +1,488 @@
+//! The live keys of each type in the store's final state, sorted, in memory: so that a page of
+//! "every IPPort" with its total count is a slice and a length instead of a scan of a million
+//! versions.
+//!
+//! The final state is, for every key, its last version (greatest valid time, then greatest
+//! transaction time). A read as of the newest transaction at a valid time at or after every
+//! valid time ever written sees exactly that state, which is what "now" means for almost every
+//! query; any other read scans the versions as before.
+//!
+//! The lists are built on first use from a snapshot and kept current lazily. Every commit hands
+//! the keys it wrote to [`CommitLog::record`] before it becomes visible; a reader on a newer
+//! snapshot re-reads the final state of just those keys and merges the changes into the lists.
+//! Writers never wait for the lists, and readers only for each other.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use foldhash::HashMap;
+
+use crate::codec::decode_key_into;
+use crate::error::{Result, StoreError};
+use crate::time::Timestamp;
+
+/// The keys a commit wrote (encoded, as in the versions table), stored flat, each with its
+/// version's valid time and whether the version is live.
+#[derive(Debug, Default)]
+pub(crate) struct Touched {
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+    versions: Vec<(Timestamp, bool)>,
+    /// The store's greatest valid time before this transaction. A version at or after it is
+    /// its key's last (this transaction's time is the greatest yet), so the key's final state
+    /// is known without reading it back.
+    pub settled_from: Option<Timestamp>,
+}
+
+impl Touched {
+    /// Adds one version: its encoded key, valid time and liveness.
+    pub fn push(&mut self, encoded_key: &[u8], valid: Timestamp, live: bool) {
+        self.bytes.extend_from_slice(encoded_key);
+        // A transaction's keys never reach 4 GiB: its journal record is capped far below.
+        self.ends.push(self.bytes.len().min(u32::MAX as usize) as u32);
+        self.versions.push((valid, live));
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], (Timestamp, bool))> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(s, e)| &self.bytes[s as usize..e as usize])
+            .zip(self.versions.iter().copied())
+    }
+}
+
+/// Keys per chunk of a [`LiveKeys`] (a chunk splits at twice this).
+const CHUNK: usize = 512;
+
+/// The live keys of one type, sorted, in chunks: a change moves the entries of one chunk, not
+/// of the whole list, and a position is found by walking chunk lengths.
+#[derive(Debug, Default)]
+pub struct LiveKeys {
+    chunks: Vec<Vec<Box<str>>>,
+    len: usize,
+}
+
+impl LiveKeys {
+    fn from_sorted(keys: Vec<Box<str>>) -> Self {
+        let len = keys.len();
+        let mut chunks = Vec::with_capacity(len.div_ceil(CHUNK));
+        let mut keys = keys.into_iter();
+        loop {
+            let chunk: Vec<Box<str>> = keys.by_ref().take(CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            chunks.push(chunk);
+        }
+        LiveKeys { chunks, len }
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The key at position `i` in key order.
+    pub fn get(&self, mut i: usize) -> Option<&str> {
+        for chunk in &self.chunks {
+            match chunk.get(i) {
+                Some(key) => return Some(key),
+                None => i -= chunk.len(),
+            }
+        }
+        None
+    }
+
+    /// Every key, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.chunks.iter().flatten().map(|k| &**k)
+    }
+
+    /// Makes `key` present (`live`) or absent; returns the change in memory held.
+    fn set(&mut self, key: &str, live: bool) -> isize {
+        // The chunk whose range holds the key: the first whose last key is not below it.
+        let c = self.chunks.partition_point(|chunk| chunk.last().is_some_and(|last| &**last < key));
+        let c = c.min(self.chunks.len().saturating_sub(1));
+        let Some(chunk) = self.chunks.get_mut(c) else {
+            if live {
+                self.chunks.push(vec![key.into()]);
+                self.len += 1;
+                return entry_bytes(key) as isize;
+            }
+            return 0;
+        };
+        match (chunk.binary_search_by(|k| (**k).cmp(key)), live) {
+            (Ok(i), false) => {
+                chunk.remove(i);
+                if chunk.is_empty() {
+                    self.chunks.remove(c);
+                }
+                self.len -= 1;
+                -(entry_bytes(key) as isize)
+            }
+            (Err(i), true) => {
+                chunk.insert(i, key.into());
+                if chunk.len() >= 2 * CHUNK {
+                    let tail = chunk.split_off(CHUNK);
+                    self.chunks.insert(c + 1, tail);
+                }
+                self.len += 1;
+                entry_bytes(key) as isize
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Logged keys beyond which the lists are dropped rather than caught up: a store written
+/// heavily and listed rarely should not hold every key it wrote since the last list.
+const LOG_LIMIT: usize = 1 << 20;
+
+/// What a reader needs from its snapshot to build and catch up the lists.
+pub(crate) trait FinalState {
+    /// Whether `key`'s last version is a live one (not a tombstone, not absent).
+    fn is_live(&self, key: &str) -> Result<bool>;
+    /// Every key of `type_name` live in the final state, in key order.
+    fn live_keys(&self, type_name: &str, visit: &mut dyn FnMut(&str)) -> Result<()>;
+}
+
+/// The keys written by commits the lists have not seen yet.
+#[derive(Default)]
+struct CommitLog {
+    /// Whether lists exist (or are being built), so commits are logged.
+    wanted: bool,
+    /// Commits up to this one are not logged: lists can only be built at or after it.
+    base: u64,
+    entries: VecDeque<(u64, Touched)>,
+    keys: usize,
+    /// Counts the times the log was given up, so lists built before know they are stale.
+    generation: u64,
+}
+
+/// The lists, as of one transaction.
+#[derive(Default)]
+struct Lists {
+    /// The transaction whose final state the lists hold.
+    at_tx: u64,
+    generation: u64,
+    types: HashMap<String, LiveKeys>,
+    bytes: usize,
+    /// Set once the lists outgrew their limit: scans answer from then on.
+    too_large: bool,
+}
+
+/// See the module documentation.
+pub(crate) struct KeyIndex {
+    limit_bytes: usize,
+    log: Mutex<CommitLog>,
+    lists: Mutex<Lists>,
+}
+
+/// Memory a list entry takes: the pointer, the bytes and the allocator's rounding.
+fn entry_bytes(key: &str) -> usize {
+    16 + key.len().next_multiple_of(16)
+}
+
+impl KeyIndex {
+    /// An index that keeps at most `limit_bytes` of keys (0: none, every list query scans).
+    pub fn new(limit_bytes: usize) -> Self {
+        KeyIndex { limit_bytes, log: Mutex::default(), lists: Mutex::default() }
+    }
+
+    /// Called by a commit before it becomes visible (commits are serialised, so in
+    /// transaction order). A commit that then fails leaves an entry that only costs a re-read.
+    pub fn record(&self, tx_id: u64, touched: Touched) {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if !log.wanted {
+            log.base = tx_id;
+            return;
+        }
+        log.keys += touched.len();
+        log.entries.push_back((tx_id, touched));
+        if log.keys > LOG_LIMIT {
+            log.entries.clear();
+            log.keys = 0;
+            log.wanted = false;
+            log.base = tx_id;
+            log.generation += 1;
+        }
+    }
+
+    /// Hands `read` the sorted live keys of each of `types` (in the order given) in the final
+    /// state of the snapshot at transaction `snapshot_tx`, building and catching up lists on
+    /// the way. Returns `false`, without calling `read`, when the lists cannot answer for this
+    /// snapshot (older than the lists, or the lists are too large to keep).
+    pub fn read(
+        &self,
+        snapshot_tx: u64,
+        types: &[&str],
+        state: &dyn FinalState,
+        read: &mut dyn FnMut(&[&LiveKeys]),
+    ) -> Result<bool> {
+        if self.limit_bytes == 0 {
+            return Ok(false);
+        }
+        let mut lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
+        if lists.too_large {
+            return Ok(false);
+        }
+        let pending = {
+            let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            if !log.wanted || lists.generation != log.generation {
+                log.wanted = true;
+                lists.types.clear();
+                lists.bytes = 0;
+                lists.generation = log.generation;
+                lists.at_tx = log.base;
+            }
+            if lists.types.is_empty() && snapshot_tx >= log.base {
+                // Nothing built yet: the lists may start at any covered snapshot.
+                lists.at_tx = snapshot_tx;
+            }
+            if snapshot_tx < lists.at_tx {
+                return Ok(false);
+            }
+            let mut pending = Vec::new();
+            while log.entries.front().is_some_and(|(tx, _)| *tx <= snapshot_tx) {
+                if let Some((tx, touched)) = log.entries.pop_front() {
+                    log.keys -= touched.len();
+                    if tx > lists.at_tx {
+                        pending.push(touched);
+                    }
+                }
+            }
+            pending
+        };
+        if let Err(e) = lists.catch_up(&pending, state) {
+            // The drained entries are gone, so the lists cannot be trusted any more.
+            lists.types.clear();
+            lists.bytes = 0;
+            return Err(e);
+        }
+        lists.at_tx = snapshot_tx;
+        for t in types {
+            if lists.types.contains_key(*t) {
+                continue;
+            }
+            let mut keys: Vec<Box<str>> = Vec::new();
+            let mut bytes = 0;
+            state.live_keys(t, &mut |k| {
+                bytes += entry_bytes(k);
+                keys.push(k.into());
+            })?;
+            lists.bytes += bytes;
+            if lists.bytes > self.limit_bytes {
+                *lists = Lists { too_large: true, ..Lists::default() };
+                let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+                log.wanted = false;
+                log.entries.clear();
+                log.keys = 0;
+                return Ok(false);
+            }
+            lists.types.insert((*t).to_owned(), LiveKeys::from_sorted(keys));
+        }
+        let empty = LiveKeys::default();
+        let chosen: Vec<&LiveKeys> = types.iter().map(|t| lists.types.get(*t).unwrap_or(&empty)).collect();
+        read(&chosen);
+        Ok(true)
+    }
+}
+
+impl Lists {
+    /// Applies the pending commits' writes to keys of listed types. A key whose last write
+    /// in them is settled (see [`Touched::settled_from`]) takes that write's liveness; any
+    /// other is read back from the snapshot. Fallible reads all happen before a list changes.
+    fn catch_up(&mut self, pending: &[Touched], state: &dyn FinalState) -> Result<()> {
+        if self.types.is_empty() {
+            return Ok(());
+        }
+        // Key → its liveness in the final state when the writes settle it, in key order.
+        let mut finals: std::collections::BTreeMap<String, Option<bool>> = Default::default();
+        let mut buf = Vec::new();
+        for touched in pending {
+            // This commit's last version of each key: greatest valid time, then latest written.
+            let mut last: Vec<(String, Timestamp, usize, bool)> = Vec::new();
+            for (n, (encoded, (valid, live))) in touched.iter().enumerate() {
+                decode_key_into(encoded, &mut buf)?;
+                let key = std::str::from_utf8(&buf).map_err(|_| StoreError::Corrupt("key is not UTF-8".into()))?;
+                if self.types.contains_key(type_of(key)) {
+                    last.push((key.to_owned(), valid, n, live));
+                }
+            }
+            last.sort_unstable_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
+            let mut last = last.into_iter().peekable();
+            while let Some((key, valid, _, live)) = last.next() {
+                if last.peek().is_some_and(|next| next.0 == key) {
+                    continue;
+                }
+                let settled = touched.settled_from.is_none_or(|from| valid >= from);
+                finals.insert(key, settled.then_some(live));
+            }
+        }
+        let mut changes = Vec::with_capacity(finals.len());
+        for (key, live) in finals {
+            let live = match live {
+                Some(live) => live,
+                None => state.is_live(&key)?,
+            };
+            changes.push((key, live));
+        }
+        for (key, live) in changes {
+            if let Some(list) = self.types.get_mut(type_of(&key)) {
+                self.bytes = self.bytes.saturating_add_signed(list.set(&key, live));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The type of a key: what comes before the first `|`.
+fn type_of(key: &str) -> &str {
+    key.split('|').next().unwrap_or(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    /// A final state held in a map, for driving the index by hand.
+    #[derive(Default)]
+    struct Fake(RefCell<BTreeMap<String, bool>>);
+
+    impl FinalState for Fake {
+        fn is_live(&self, key: &str) -> Result<bool> {
+            Ok(self.0.borrow().get(key).copied().unwrap_or(false))
+        }
+        fn live_keys(&self, type_name: &str, visit: &mut dyn FnMut(&str)) -> Result<()> {
+            let prefix = format!("{type_name}|");
+            for (k, live) in self.0.borrow().iter() {
+                if *live && k.starts_with(&prefix) {
+                    visit(k);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// A commit of `writes` (key, live). Settled writes carry their liveness; unsettled ones
+    /// (a valid time before the store's greatest) make the index read the key back, so the
+    /// tests check both paths. The version's liveness given is deliberately wrong when
+    /// unsettled: only the read-back may count.
+    fn commit(index: &KeyIndex, state: &Fake, tx: u64, writes: &[(&str, bool)], settled: bool) {
+        let mut t = Touched { settled_from: (!settled).then_some(Timestamp::MAX), ..Touched::default() };
+        for (k, live) in writes {
+            let mut enc = Vec::new();
+            crate::codec::encode_key(&mut enc, k);
+            t.push(&enc, Timestamp::from_micros(tx as i64), if settled { *live } else { !*live });
+            state.0.borrow_mut().insert((*k).to_owned(), *live);
+        }
+        index.record(tx, t);
+    }
+
+    fn read(index: &KeyIndex, tx: u64, types: &[&str], state: &Fake) -> Option<Vec<Vec<String>>> {
+        let mut got = None;
+        let answered = index
+            .read(tx, types, state, &mut |lists| {
+                got = Some(lists.iter().map(|l| l.iter().map(str::to_owned).collect()).collect());
+            })
+            .unwrap();
+        assert_eq!(answered, got.is_some());
+        got
+    }
+
+    #[test]
+    fn lists_follow_commits_and_refuse_older_snapshots() {
+        let index = KeyIndex::new(1 << 20);
+        let state = Fake::default();
+        commit(&index, &state, 1, &[("T|b", true), ("T|d", true), ("U|a", true)], true);
+        assert_eq!(
+            read(&index, 1, &["T", "U"], &state),
+            Some(vec![vec!["T|b".into(), "T|d".into()], vec!["U|a".into()]])
+        );
+        commit(&index, &state, 2, &[("T|a", true), ("T|d", false), ("T|c", false), ("V|x", true)], true);
+        commit(&index, &state, 3, &[("T|e", true), ("T|b", true)], false);
+        assert_eq!(read(&index, 3, &["T"], &state), Some(vec![vec!["T|a".into(), "T|b".into(), "T|e".into()]]));
+        // A snapshot from before the lists' transaction cannot be answered from them.
+        assert_eq!(read(&index, 2, &["T"], &state), None);
+        // A type not listed before is built at the lists' transaction.
+        assert_eq!(read(&index, 3, &["V", "W"], &state), Some(vec![vec!["V|x".into()], vec![]]));
+    }
+
+    #[test]
+    fn a_snapshot_older_than_the_unlogged_commits_is_not_answered_until_a_newer_one_comes() {
+        let index = KeyIndex::new(1 << 20);
+        let state = Fake::default();
+        commit(&index, &state, 1, &[("T|a", true)], true);
+        commit(&index, &state, 2, &[("T|b", true)], true);
+        // Commit 2 was not logged (nobody wanted lists yet), so snapshot 1 cannot start them.
+        assert_eq!(read(&index, 1, &["T"], &state), None);
+        commit(&index, &state, 3, &[("T|a", false)], false);
+        assert_eq!(read(&index, 3, &["T"], &state), Some(vec![vec!["T|b".into()]]));
+    }
+
+    #[test]
+    fn lists_beyond_the_limit_are_given_up() {
+        let index = KeyIndex::new(100);
+        let state = Fake::default();
+        let keys: Vec<String> = (0..10).map(|i| format!("T|{i}")).collect();
+        let writes: Vec<(&str, bool)> = keys.iter().map(|k| (k.as_str(), true)).collect();
+        commit(&index, &state, 1, &writes, true);
+        assert_eq!(read(&index, 1, &["T"], &state), None);
+        assert_eq!(read(&index, 1, &["U"], &state), None, "given up for good");
+        commit(&index, &state, 2, &[("T|x", true)], true);
+        assert!(index.log.lock().unwrap().entries.is_empty(), "and commits are no longer logged");
+    }
+
+    #[test]
+    fn an_overflowing_log_drops_the_lists_and_they_are_built_again() {
+        let index = KeyIndex::new(usize::MAX);
+        let state = Fake::default();
+        commit(&index, &state, 1, &[("T|a", true)], true);
+        assert!(read(&index, 1, &["T"], &state).is_some());
+        let many: Vec<String> = (0..=LOG_LIMIT).map(|i| format!("U|{i}")).collect();
+        let writes: Vec<(&str, bool)> = many.iter().map(|k| (k.as_str(), false)).collect();
+        commit(&index, &state, 2, &writes, true);
+        commit(&index, &state, 3, &[("T|b", true)], true);
+        assert_eq!(read(&index, 3, &["T"], &state), Some(vec![vec!["T|a".into(), "T|b".into()]]));
+    }
+
+    #[test]
+    fn live_keys_split_chunks_and_keep_order_and_count() {
+        let mut list = LiveKeys::default();
+        let mut want = std::collections::BTreeSet::new();
+        let mut bytes = 0isize;
+        // Inserts in a scattered order, enough for several splits, then removes every third.
+        for i in 0..5 * CHUNK {
+            let key = format!("T|{:05}", (i * 7919) % (5 * CHUNK));
+            bytes += list.set(&key, true);
+            want.insert(key);
+        }
+        assert_eq!(list.set("T|00001", true), 0, "present already");
+        for i in (0..5 * CHUNK).step_by(3) {
+            let key = format!("T|{i:05}");
+            bytes += list.set(&key, false);
+            want.remove(&key);
+        }
+        assert_eq!(list.set("T|00000", false), 0, "absent already");
+        assert!(list.chunks.len() > 2 && list.chunks.iter().all(|c| !c.is_empty() && c.len() < 2 * CHUNK));
+        assert_eq!(list.iter().collect::<Vec<_>>(), want.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(list.len(), want.len());
+        assert_eq!(bytes, want.iter().map(|k| entry_bytes(k) as isize).sum::<isize>());
+        for (i, key) in want.iter().enumerate() {
+            assert_eq!(list.get(i), Some(key.as_str()));
+        }
+        assert_eq!(list.get(want.len()), None);
+    }
+}
