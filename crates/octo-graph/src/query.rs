@@ -615,6 +615,10 @@ impl Graph {
     /// when the type has none), risk score (0 when none) and whether it is muted.
     fn findings_with_severity(&self, snap: &dyn Reader, at: AsOf) -> Result<Vec<(Ooi, String, f64, bool)>> {
         let findings = collect_type(snap, "Finding", at, |k, d| self.decode_ooi(k, d))?;
+        // Which findings are muted: from one scan of the (few) mutes, not a referrer read per
+        // finding.
+        let mutes = collect_type(snap, "MutedFinding", at, |k, d| self.decode_ooi(k, d))?;
+        let muted: BTreeSet<&str> = mutes.iter().filter_map(|m| m.get("finding").and_then(|v| v.as_str())).collect();
         let mut types: BTreeMap<String, (String, f64)> = BTreeMap::new();
         let mut out = Vec::with_capacity(findings.len());
         for f in findings {
@@ -636,15 +640,13 @@ impl Graph {
                 types.insert(ft.clone(), entry);
             }
             let (severity, score) = types[&ft].clone();
-            let muted = !snap.referrers(f.primary_key().as_str(), Some("MutedFinding"), at)?.is_empty();
+            let muted = muted.contains(f.primary_key().as_str());
             out.push((f, severity, score, muted));
         }
         Ok(out)
     }
 }
 
-/// Every live record of one type as of `at`, decoded; the first record that does not decode
-/// stops the scan and is the error.
 /// The key at position `i` of sorted lists laid end to end (`i` is below their total length).
 fn nth_key<'a>(lists: &[&'a LiveKeys], mut i: usize) -> &'a str {
     for list in lists {
@@ -666,6 +668,8 @@ fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
     haystack.to_lowercase().contains(needle)
 }
 
+/// Every live record of one type as of `at`, decoded; the first record that does not decode
+/// stops the scan and is the error.
 pub(crate) fn collect_type<T>(
     snap: &dyn Reader,
     type_name: &str,
