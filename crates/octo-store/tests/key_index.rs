@@ -146,3 +146,51 @@ fn the_index_can_be_turned_off() {
     tx.commit().unwrap();
     assert_eq!(indexed(&*store.snapshot().unwrap(), AsOf::now()), None);
 }
+
+/// Readers on their own threads, each on a fresh snapshot while one writer commits: whatever
+/// the interleaving, an answer from the index is the scan's answer for that snapshot.
+#[test]
+fn readers_racing_a_writer_get_the_scans_answers() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(&dir.path().join("k.redb"), &StoreOptions::default()).unwrap());
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, done) = (store.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut answered = 0;
+                while !done.load(Ordering::Relaxed) {
+                    let snap = store.snapshot().unwrap();
+                    let now = AsOf::now();
+                    if let Some(got) = indexed(&*snap, now) {
+                        assert_eq!(got, scanned(&*snap, now));
+                        answered += 1;
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    let mut state = 12345u64;
+    for _ in 0..400 {
+        let mut tx = store.begin().unwrap();
+        for _ in 0..3 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let key = format!("{}|{}", ["T", "U"][(state % 2) as usize], (state >> 8) % 50);
+            if state & 4 == 0 {
+                tx.delete(&key, ValidTime::now()).unwrap();
+            } else {
+                tx.put(&key, b"{}", &[], ValidTime::now()).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    let answered: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(answered > 0, "the index answered no reader");
+}
