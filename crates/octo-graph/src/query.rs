@@ -67,6 +67,20 @@ impl Default for ListQuery {
     }
 }
 
+impl ListQuery {
+    /// Whether answering needs each object's scan profile: a level or profile-type filter that
+    /// leaves something out, or the level order. OpenKAT's connector sends every level and every
+    /// profile type when its caller filters on neither, which must not cost a profile read per
+    /// object.
+    pub fn needs_profiles(&self) -> bool {
+        let all_levels = (0..=4).all(|l| self.scan_levels.contains(&l));
+        let all_types = ["declared", "inherited", "empty"].iter().all(|t| self.scan_profile_types.contains(*t));
+        (!self.scan_levels.is_empty() && !all_levels)
+            || (!self.scan_profile_types.is_empty() && !all_types)
+            || self.order_by == ListOrder::ScanLevel
+    }
+}
+
 /// One node of a tree: an object and its neighbours by relation name.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TreeNode {
@@ -262,9 +276,7 @@ impl Graph {
     /// scan levels and the store can answer for `at` (the current state): a slice of sorted
     /// lists instead of a scan of every version. A search still visits every key, in memory.
     fn indexed_page(&self, snap: &dyn Reader, q: &ListQuery, at: AsOf) -> Result<Option<(usize, Vec<String>)>> {
-        let need_profile =
-            !q.scan_levels.is_empty() || !q.scan_profile_types.is_empty() || q.order_by == ListOrder::ScanLevel;
-        if need_profile {
+        if q.needs_profiles() {
             return Ok(None);
         }
         let mut types = BTreeSet::new();
@@ -308,8 +320,7 @@ impl Graph {
         }
         let types: Vec<&str> = types.iter().map(String::as_str).collect();
         let needle = q.search.as_ref().map(|s| s.to_lowercase());
-        let need_profile =
-            !q.scan_levels.is_empty() || !q.scan_profile_types.is_empty() || q.order_by == ListOrder::ScanLevel;
+        let need_profile = q.needs_profiles();
         let mut matches: Vec<(u8, String)> = Vec::new();
         let mut count = 0usize;
         let mut failure = None;

@@ -257,7 +257,18 @@ fn pages_from_the_key_lists_equal_scanned_pages() {
         ListQuery { types: vec!["IPPort".into(), "Hostname".into()], offset: 2, limit: 5, ..Default::default() },
         ListQuery { search: Some("2.1|TCP|1".into()), limit: 3, ..Default::default() },
         ListQuery { offset: 1000, limit: 3, ..Default::default() },
+        // What OpenKAT's connector sends by default: every level and every profile type.
+        ListQuery {
+            scan_levels: (0..=4).collect(),
+            scan_profile_types: ["declared", "inherited", "empty"].map(String::from).into(),
+            offset: 2,
+            limit: 5,
+            ..Default::default()
+        },
+        ListQuery { scan_levels: BTreeSet::from([0, 1]), limit: 50, ..Default::default() },
     ];
+    assert!(!queries[5].needs_profiles(), "filters that keep everything are no filters");
+    assert!(queries[6].needs_profiles());
     let compare = |step: &str| {
         for q in &queries {
             let [a, b] = [&graphs[0], &graphs[1]].map(|g| {
