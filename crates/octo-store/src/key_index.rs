@@ -270,6 +270,10 @@ impl KeyIndex {
             return Err(e);
         }
         lists.at_tx = snapshot_tx;
+        if lists.bytes > self.limit_bytes {
+            self.give_up(&mut lists);
+            return Ok(false);
+        }
         for t in types {
             if lists.types.contains_key(*t) {
                 continue;
@@ -282,11 +286,7 @@ impl KeyIndex {
             })?;
             lists.bytes += bytes;
             if lists.bytes > self.limit_bytes {
-                *lists = Lists { too_large: true, ..Lists::default() };
-                let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-                log.wanted = false;
-                log.entries.clear();
-                log.keys = 0;
+                self.give_up(&mut lists);
                 return Ok(false);
             }
             lists.types.insert((*t).to_owned(), LiveKeys::from_sorted(keys));
@@ -295,6 +295,15 @@ impl KeyIndex {
         let chosen: Vec<&LiveKeys> = types.iter().map(|t| lists.types.get(*t).unwrap_or(&empty)).collect();
         read(&chosen);
         Ok(true)
+    }
+
+    /// Drops the lists for good (they outgrew the limit) and stops logging commits for them.
+    fn give_up(&self, lists: &mut Lists) {
+        *lists = Lists { too_large: true, ..Lists::default() };
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.wanted = false;
+        log.entries.clear();
+        log.keys = 0;
     }
 }
 
@@ -443,6 +452,18 @@ mod tests {
         assert_eq!(read(&index, 1, &["U"], &state), None, "given up for good");
         commit(&index, &state, 2, &[("T|x", true)], true);
         assert!(index.log.lock().unwrap().entries.is_empty(), "and commits are no longer logged");
+    }
+
+    #[test]
+    fn lists_that_grow_past_the_limit_are_given_up() {
+        let index = KeyIndex::new(200);
+        let state = Fake::default();
+        commit(&index, &state, 1, &[("T|a", true)], true);
+        assert!(read(&index, 1, &["T"], &state).is_some());
+        let keys: Vec<String> = (0..10).map(|i| format!("T|{i}")).collect();
+        let writes: Vec<(&str, bool)> = keys.iter().map(|k| (k.as_str(), true)).collect();
+        commit(&index, &state, 2, &writes, true);
+        assert_eq!(read(&index, 2, &["T"], &state), None);
     }
 
     #[test]
