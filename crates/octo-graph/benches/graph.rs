@@ -143,13 +143,16 @@ fn bench(cr: &mut Criterion) {
     // The objects are built (parsed and validated) before the clock starts, as they are for the
     // replace case below: the figure is the graph's work of saving them.
     let mut n = 0u32;
+    // The `n`-th new observation's 100 ports: on the next address, on ports not used before.
+    let new_ports = |n: u32| -> Vec<Ooi> {
+        let address = addr(first + n % span);
+        (0..100).map(|p| port(&c, &address, 10_000 + (n / span) * 100 + p)).collect()
+    };
     grp.bench_function("observation_of_100_new", |b| {
         b.iter_batched(
             || {
                 n += 1;
-                let address = addr(first + n % span);
-                let result: Vec<Ooi> = (0..100).map(|p| port(&c, &address, 10_000 + (n / span) * 100 + p)).collect();
-                (format!("bench-{n}"), result)
+                (format!("bench-{n}"), new_ports(n))
             },
             |(method, result)| observe(&g, &method, "Network|internet", result),
             BatchSize::SmallInput,
@@ -182,9 +185,7 @@ fn bench(cr: &mut Criterion) {
         b.iter_batched(
             || {
                 n += 1;
-                let address = addr(first + n % span);
-                let result: Vec<Ooi> = (0..100).map(|p| port(&c, &address, 10_000 + (n / span) * 100 + p)).collect();
-                observe(&g, &format!("bench-{n}"), "Network|internet", result);
+                observe(&g, &format!("bench-{n}"), "Network|internet", new_ports(n));
             },
             |()| black_box(g.list_objects(&page, AsOf::now()).unwrap().count),
             BatchSize::SmallInput,

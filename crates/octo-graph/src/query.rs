@@ -272,6 +272,15 @@ impl Graph {
         Ok(items)
     }
 
+    /// The concrete types a list query covers (abstract types expanded), in key order.
+    fn listed_types(&self, q: &ListQuery) -> Result<BTreeSet<String>> {
+        let mut types = BTreeSet::new();
+        for t in &q.types {
+            types.extend(self.catalog().concrete_types(t)?.iter().cloned());
+        }
+        Ok(types)
+    }
+
     /// A page and count answered from the store's lists of live keys, when the query needs no
     /// scan levels and the store can answer for `at` (the current state): a slice of sorted
     /// lists instead of a scan of every version. A search still visits every key, in memory.
@@ -279,10 +288,7 @@ impl Graph {
         if q.needs_profiles() {
             return Ok(None);
         }
-        let mut types = BTreeSet::new();
-        for t in &q.types {
-            types.extend(self.catalog().concrete_types(t)?.iter().cloned());
-        }
+        let types = self.listed_types(q)?;
         let types: Vec<&str> = types.iter().map(String::as_str).collect();
         let needle = q.search.as_ref().map(|s| s.to_lowercase());
         let mut answer = None;
@@ -314,10 +320,7 @@ impl Graph {
         at: AsOf,
         keep: Option<std::ops::Range<usize>>,
     ) -> Result<(usize, Vec<(u8, String)>)> {
-        let mut types = BTreeSet::new();
-        for t in &q.types {
-            types.extend(self.catalog().concrete_types(t)?.iter().cloned());
-        }
+        let types = self.listed_types(q)?;
         let types: Vec<&str> = types.iter().map(String::as_str).collect();
         let needle = q.search.as_ref().map(|s| s.to_lowercase());
         let need_profile = q.needs_profiles();
