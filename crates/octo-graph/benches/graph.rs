@@ -191,6 +191,20 @@ fn bench(cr: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // The same, at a valid time a moment before that observation (a client's clock behind the
+    // server's): the lists corrected for the observation's keys.
+    grp.bench_function("list_objects_page_20_with_count_a_moment_before_an_observation", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                let before = octo_store::Timestamp::now();
+                observe(&g, &format!("bench-{n}"), "Network|internet", new_ports(n));
+                AsOf::valid(before)
+            },
+            |at| black_box(g.list_objects(&page, at).unwrap().count),
+            BatchSize::SmallInput,
+        )
+    });
     // Without the lists (an as-of read of the past, or a store that keeps none): a scan.
     grp.sample_size(10);
     grp.bench_function("list_objects_page_20_with_count_scanned", |b| {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use octo_model::{Ooi, Reference};
-use octo_store::{AsOf, LiveKeys, Reader};
+use octo_store::{AsOf, KeyView, Reader};
 use serde::Serialize;
 
 use crate::error::{GraphError, Result};
@@ -662,7 +662,7 @@ impl Graph {
 }
 
 /// The key at position `i` of sorted lists laid end to end (`i` is below their total length).
-fn nth_key<'a>(lists: &[&'a LiveKeys], mut i: usize) -> &'a str {
+fn nth_key<'a>(lists: &[KeyView<'a>], mut i: usize) -> &'a str {
     for list in lists {
         match list.get(i) {
             Some(key) => return key,

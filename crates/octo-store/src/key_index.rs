@@ -108,6 +108,12 @@ impl LiveKeys {
         self.chunks.iter().flatten().map(|k| &**k)
     }
 
+    /// Whether `key` is present.
+    pub fn contains(&self, key: &str) -> bool {
+        let c = self.chunks.partition_point(|chunk| chunk.last().is_some_and(|last| &**last < key));
+        self.chunks.get(c).is_some_and(|chunk| chunk.binary_search_by(|k| (**k).cmp(key)).is_ok())
+    }
+
     /// Makes `key` present (`live`) or absent; returns the change in memory held.
     fn set(&mut self, key: &str, live: bool) -> isize {
         // The chunk whose range holds the key: the first whose last key is not below it.
@@ -148,10 +154,97 @@ impl LiveKeys {
 /// heavily and listed rarely should not hold every key it wrote since the last list.
 const LOG_LIMIT: usize = 1 << 20;
 
+/// The live keys of one type at the valid time read: a [`LiveKeys`] list of the final state,
+/// corrected by the few keys whose versions after that valid time make them differ (written
+/// by the last commits, whose valid time is their own time: a read "now" whose clock is a
+/// moment behind the newest commit).
+#[derive(Debug)]
+pub struct KeyView<'a> {
+    list: &'a LiveKeys,
+    /// Live at the time read though not in the list, sorted.
+    adds: Vec<&'a str>,
+    /// In the list though not live at the time read, sorted.
+    removes: Vec<&'a str>,
+}
+
+impl<'a> KeyView<'a> {
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.list.len() - self.removes.len() + self.adds.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The key at position `i` in key order.
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        if self.adds.is_empty() && self.removes.is_empty() {
+            return self.list.get(i);
+        }
+        if i >= self.len() {
+            return None;
+        }
+        // The answer, if a list key, lies at or after list index `i - adds`: walk from there,
+        // merging in the adds, from the view position of that list key (at most `i`, unless
+        // the walk starts at the front).
+        let mut j = i.saturating_sub(self.adds.len());
+        let (mut a, removed_before) = match self.list.get(j) {
+            Some(k) => (self.adds.partition_point(|x| *x < k), self.removes.partition_point(|x| *x < k)),
+            None => (self.adds.len(), self.removes.len()),
+        };
+        let mut position = j - removed_before + a;
+        if position > i {
+            // Only when the walk starts at the front (`i` < adds): what comes before the first
+            // list key is adds alone.
+            return self.adds.get(i).copied();
+        }
+        loop {
+            let from_list = self.list.get(j);
+            let next = match (from_list, self.adds.get(a)) {
+                (Some(l), Some(&add)) if add < l => {
+                    a += 1;
+                    add
+                }
+                (Some(l), _) => {
+                    j += 1;
+                    if self.removes.binary_search(&l).is_ok() {
+                        continue;
+                    }
+                    l
+                }
+                (None, Some(&add)) => {
+                    a += 1;
+                    add
+                }
+                (None, None) => return None,
+            };
+            if position == i {
+                return Some(next);
+            }
+            position += 1;
+        }
+    }
+
+    /// Every key, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+        let mut kept = self.list.iter().filter(|k| self.removes.binary_search(k).is_err()).peekable();
+        let mut adds = self.adds.iter().copied().peekable();
+        std::iter::from_fn(move || match (kept.peek(), adds.peek()) {
+            (Some(k), Some(a)) if a < k => adds.next(),
+            (Some(_), _) => kept.next(),
+            (None, _) => adds.next(),
+        })
+    }
+}
+
 /// What a reader needs from its snapshot to build and catch up the lists.
 pub(crate) trait FinalState {
     /// Whether `key`'s last version is a live one (not a tombstone, not absent).
     fn is_live(&self, key: &str) -> Result<bool>;
+    /// Whether `key` is live at valid time `valid`, as known now.
+    fn is_live_at(&self, key: &str, valid: Timestamp) -> Result<bool>;
     /// Every key of `type_name` live in the final state, in key order.
     fn live_keys(&self, type_name: &str, visit: &mut dyn FnMut(&str)) -> Result<()>;
 }
@@ -179,6 +272,34 @@ struct Lists {
     bytes: usize,
     /// Set once the lists outgrew their limit: scans answer from then on.
     too_large: bool,
+    recent: Recent,
+}
+
+/// Keys written by the last commits with their versions' valid times, so that a read at a
+/// valid time a moment before the newest ones can correct the final state for them.
+#[derive(Default)]
+struct Recent {
+    /// Oldest commit first.
+    commits: VecDeque<Vec<(String, Timestamp)>>,
+    keys: usize,
+    /// Every version with a valid time after this one is in `commits` (`None`: not known yet).
+    covered_after: Option<Timestamp>,
+}
+
+/// Keys kept in [`Recent`]: a few seconds of busy writing.
+const RECENT_KEYS: usize = 1 << 16;
+
+impl Recent {
+    fn push(&mut self, commit: Vec<(String, Timestamp)>) {
+        self.keys += commit.len();
+        self.commits.push_back(commit);
+        while self.keys > RECENT_KEYS {
+            let Some(old) = self.commits.pop_front() else { break };
+            self.keys -= old.len();
+            let newest = old.iter().map(|(_, vt)| *vt).max();
+            self.covered_after = self.covered_after.max(newest);
+        }
+    }
 }
 
 /// See the module documentation.
@@ -218,16 +339,19 @@ impl KeyIndex {
         }
     }
 
-    /// Hands `read` the sorted live keys of each of `types` (in the order given) in the final
-    /// state of the snapshot at transaction `snapshot_tx`, building and catching up lists on
-    /// the way. Returns `false`, without calling `read`, when the lists cannot answer for this
-    /// snapshot (older than the lists, or the lists are too large to keep).
+    /// Hands `read` the sorted live keys of each of `types` (in the order given) at valid time
+    /// `valid`, as known in the snapshot at transaction `snapshot_tx` whose greatest valid time
+    /// is `max_valid`, building and catching up lists on the way. Returns `false`, without
+    /// calling `read`, when the lists cannot answer: a snapshot older than the lists, lists too
+    /// large to keep, or a valid time before versions the lists no longer know of.
     pub fn read(
         &self,
         snapshot_tx: u64,
+        valid: Timestamp,
+        max_valid: Option<Timestamp>,
         types: &[&str],
         state: &dyn FinalState,
-        read: &mut dyn FnMut(&[&LiveKeys]),
+        read: &mut dyn FnMut(&[KeyView]),
     ) -> Result<bool> {
         if self.limit_bytes == 0 {
             return Ok(false);
@@ -246,8 +370,10 @@ impl KeyIndex {
                 lists.at_tx = log.base;
             }
             if lists.types.is_empty() && snapshot_tx >= log.base {
-                // Nothing built yet: the lists may start at any covered snapshot.
+                // Nothing built yet: the lists may start at any covered snapshot, and every
+                // version so far is at or before its greatest valid time.
                 lists.at_tx = snapshot_tx;
+                lists.recent = Recent { covered_after: Some(max_valid.unwrap_or(Timestamp::MIN)), ..Recent::default() };
             }
             if snapshot_tx < lists.at_tx {
                 return Ok(false);
@@ -293,7 +419,37 @@ impl KeyIndex {
         }
         let empty = LiveKeys::default();
         let chosen: Vec<&LiveKeys> = types.iter().map(|t| lists.types.get(*t).unwrap_or(&empty)).collect();
-        read(&chosen);
+        if max_valid.is_none_or(|m| valid >= m) {
+            let views: Vec<KeyView> =
+                chosen.iter().map(|list| KeyView { list, adds: vec![], removes: vec![] }).collect();
+            read(&views);
+            return Ok(true);
+        }
+        // Some versions lie after the time read: correct the final state for their keys.
+        if lists.recent.covered_after.is_none_or(|c| valid < c) {
+            return Ok(false);
+        }
+        let mut later: Vec<&str> = lists
+            .recent
+            .commits
+            .iter()
+            .flatten()
+            .filter(|(key, vt)| *vt > valid && types.contains(&type_of(key)))
+            .map(|(key, _)| key.as_str())
+            .collect();
+        later.sort_unstable();
+        later.dedup();
+        let mut views: Vec<KeyView> =
+            chosen.iter().map(|list| KeyView { list, adds: vec![], removes: vec![] }).collect();
+        for key in later {
+            let Some(i) = types.iter().position(|t| *t == type_of(key)) else { continue };
+            match (views[i].list.contains(key), state.is_live_at(key, valid)?) {
+                (true, false) => views[i].removes.push(key),
+                (false, true) => views[i].adds.push(key),
+                _ => {}
+            }
+        }
+        read(&views);
         Ok(true)
     }
 
@@ -318,16 +474,20 @@ impl Lists {
         // Key → its liveness in the final state when the writes settle it, in key order.
         let mut finals: std::collections::BTreeMap<String, Option<bool>> = Default::default();
         let mut buf = Vec::new();
+        let mut recent = Vec::with_capacity(pending.len());
         for touched in pending {
             // This commit's last version of each key: greatest valid time, then latest written.
             let mut last: Vec<(String, Timestamp, usize, bool)> = Vec::new();
+            let mut written = Vec::with_capacity(touched.len());
             for (n, (encoded, (valid, live))) in touched.iter().enumerate() {
                 decode_key_into(encoded, &mut buf)?;
                 let key = std::str::from_utf8(&buf).map_err(|_| StoreError::Corrupt("key is not UTF-8".into()))?;
                 if self.types.contains_key(type_of(key)) {
                     last.push((key.to_owned(), valid, n, live));
                 }
+                written.push((key.to_owned(), valid));
             }
+            recent.push(written);
             last.sort_unstable_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
             let mut last = last.into_iter().peekable();
             while let Some((key, valid, _, live)) = last.next() {
@@ -351,6 +511,9 @@ impl Lists {
                 self.bytes = self.bytes.saturating_add_signed(list.set(&key, live));
             }
         }
+        for commit in recent {
+            self.recent.push(commit);
+        }
         Ok(())
     }
 }
@@ -373,6 +536,9 @@ mod tests {
     impl FinalState for Fake {
         fn is_live(&self, key: &str) -> Result<bool> {
             Ok(self.0.borrow().get(key).copied().unwrap_or(false))
+        }
+        fn is_live_at(&self, key: &str, _: Timestamp) -> Result<bool> {
+            self.is_live(key)
         }
         fn live_keys(&self, type_name: &str, visit: &mut dyn FnMut(&str)) -> Result<()> {
             let prefix = format!("{type_name}|");
@@ -403,7 +569,7 @@ mod tests {
     fn read(index: &KeyIndex, tx: u64, types: &[&str], state: &Fake) -> Option<Vec<Vec<String>>> {
         let mut got = None;
         let answered = index
-            .read(tx, types, state, &mut |lists| {
+            .read(tx, Timestamp::MAX, None, types, state, &mut |lists| {
                 got = Some(lists.iter().map(|l| l.iter().map(str::to_owned).collect()).collect());
             })
             .unwrap();
@@ -480,6 +646,28 @@ mod tests {
     }
 
     #[test]
+    fn a_view_corrected_by_adds_and_removes_reads_as_the_merged_list() {
+        let list = LiveKeys::from_sorted(["b", "d", "f", "h"].iter().map(|k| (*k).into()).collect());
+        for (adds, removes) in [
+            (vec![], vec![]),
+            (vec!["a", "e", "z"], vec!["d"]),
+            (vec!["c"], vec!["b", "h"]),
+            (vec![], vec!["b", "d", "f", "h"]),
+            (vec!["a", "c", "e", "g", "i"], vec![]),
+        ] {
+            let view = KeyView { list: &list, adds: adds.clone(), removes: removes.clone() };
+            let mut want: Vec<&str> =
+                list.iter().filter(|k| !removes.contains(k)).chain(adds.iter().copied()).collect();
+            want.sort_unstable();
+            assert_eq!(view.iter().collect::<Vec<_>>(), want, "{adds:?} {removes:?}");
+            assert_eq!(view.len(), want.len());
+            for i in 0..=want.len() {
+                assert_eq!(view.get(i), want.get(i).copied(), "position {i} of {adds:?} {removes:?}");
+            }
+        }
+    }
+
+    #[test]
     fn live_keys_split_chunks_and_keep_order_and_count() {
         let mut list = LiveKeys::default();
         let mut want = std::collections::BTreeSet::new();
@@ -503,7 +691,9 @@ mod tests {
         assert_eq!(bytes, want.iter().map(|k| entry_bytes(k) as isize).sum::<isize>());
         for (i, key) in want.iter().enumerate() {
             assert_eq!(list.get(i), Some(key.as_str()));
+            assert!(list.contains(key));
         }
+        assert!(!list.contains("T|00000") && !list.contains("T|99999") && !list.contains(""));
         assert_eq!(list.get(want.len()), None);
     }
 }

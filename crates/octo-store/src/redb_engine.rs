@@ -20,7 +20,7 @@ use crate::codec::{
 use crate::error::{Result, StoreError};
 use crate::event::{Event, EventId, EventPosition};
 use crate::journal::{Journal, RecordBuf, Table as JournalTable};
-use crate::key_index::{FinalState, KeyIndex, LiveKeys, Touched};
+use crate::key_index::{FinalState, KeyIndex, KeyView, Touched};
 use crate::store::{Reader, Store, Transaction};
 use crate::time::Timestamp;
 use crate::version::{AsOf, TxReceipt, ValidTime, Version};
@@ -267,6 +267,9 @@ impl FinalState for SnapshotState<'_> {
             None => Ok(false),
         }
     }
+    fn is_live_at(&self, key: &str, valid: Timestamp) -> Result<bool> {
+        Ok(get_record(self.0, key, valid, Timestamp::MAX)?.is_some_and(|(_, _, r)| !r.deleted))
+    }
     fn live_keys(&self, type_name: &str, visit: &mut dyn FnMut(&str)) -> Result<()> {
         let last = AsOf { valid_time: Timestamp::MAX, tx_time: None };
         scan_type_keys(self.0, type_name, last, &mut |k| {
@@ -316,17 +319,16 @@ impl Reader for RedbSnapshot {
     fn events_trimmed_until(&self) -> Result<Option<EventId>> {
         read_event_id(&self.meta, TRIMMED_UNTIL)
     }
-    fn live_keys_indexed(&self, types: &[&str], at: AsOf, read: &mut dyn FnMut(&[&LiveKeys])) -> Result<bool> {
+    fn live_keys_indexed(&self, types: &[&str], at: AsOf, read: &mut dyn FnMut(&[KeyView])) -> Result<bool> {
         let last = read_last_tx(&self.meta)?;
-        let sees_last_tx = match (at.tx_time, last) {
-            (Some(t), Some(r)) => t >= r.tx_time,
-            _ => true,
-        };
-        let sees_last_valid = read_max_valid(&self.meta)?.is_none_or(|v| at.valid_time >= v);
-        if !sees_last_tx || !sees_last_valid {
-            return Ok(false);
+        if let (Some(t), Some(r)) = (at.tx_time, last) {
+            if t < r.tx_time {
+                return Ok(false);
+            }
         }
-        self.engine.keys.read(last.map_or(0, |r| r.tx_id), types, &SnapshotState(&self.versions), read)
+        let max_valid = read_max_valid(&self.meta)?;
+        let state = SnapshotState(&self.versions);
+        self.engine.keys.read(last.map_or(0, |r| r.tx_id), at.valid_time, max_valid, types, &state, read)
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::event::{Event, EventId, EventPosition};
-use crate::key_index::LiveKeys;
+use crate::key_index::KeyView;
 use crate::time::Timestamp;
 use crate::version::{AsOf, TxReceipt, ValidTime, Version};
 
@@ -87,12 +87,13 @@ pub trait Reader {
         self.scan_type(type_name, at, &mut |v| visit(&v.key))
     }
 
-    /// The live keys of each of `types` (concrete types, in the order given), sorted, handed to
-    /// `read` when this reader can answer from an index instead of a scan; returns whether it
-    /// did. Pages and counts of "every object of these types now" are then a slice and a
-    /// length. Engines answer for the current state only (the newest transaction, at a valid
-    /// time at or after every one written); callers scan otherwise.
-    fn live_keys_indexed(&self, types: &[&str], at: AsOf, read: &mut dyn FnMut(&[&LiveKeys])) -> Result<bool> {
+    /// The live keys of each of `types` (concrete types, in the order given) as of `at`, sorted,
+    /// handed to `read` when this reader can answer from an index instead of a scan; returns
+    /// whether it did. Pages and counts of "every object of these types now" are then a slice
+    /// and a length. Engines answer for the current state only (the newest transaction, at a
+    /// valid time at or after every one written, or a moment before the newest writes);
+    /// callers scan otherwise.
+    fn live_keys_indexed(&self, types: &[&str], at: AsOf, read: &mut dyn FnMut(&[KeyView])) -> Result<bool> {
         let _ = (types, at, read);
         Ok(false)
     }

@@ -61,6 +61,8 @@ proptest! {
         let store = RedbStore::open(&dir.path().join("k.redb"), &StoreOptions { cache_bytes: 1 << 20, ..StoreOptions::default() }).unwrap();
         let mut old_snapshots = vec![];
         let mut greatest_valid = Timestamp::MIN;
+        let mut tx_times = vec![];
+        let mut lists_began: Option<usize> = None;
         for (writes, read_after) in &txs {
             let mut tx = store.begin().unwrap();
             for w in writes {
@@ -72,20 +74,35 @@ proptest! {
                     tx.delete(KEYS[w.key], valid).unwrap();
                 }
             }
-            tx.commit().unwrap();
+            tx_times.push(tx.commit().unwrap().tx_time);
             if *read_after {
                 let snap = store.snapshot().unwrap();
                 // Every valid time written lies before now, so "now" is the final state.
                 let now = AsOf::now();
                 let got = indexed(&*snap, now);
                 prop_assert_eq!(got.as_ref(), Some(&scanned(&*snap, now)), "now");
-                // A read at a valid time before one written is declined (and so scans); one
-                // after every valid time written sees the final state too.
+                // Reads at earlier valid times: after every valid time written they see the
+                // final state; a moment before the last commits, the final state corrected for
+                // those commits' keys; further back, they are declined (and so scan).
                 let past = AsOf::valid(vt(5));
                 let got = indexed(&*snap, past);
-                prop_assert_eq!(got.is_some(), vt(5) >= greatest_valid);
+                if vt(5) >= greatest_valid {
+                    prop_assert!(got.is_some());
+                }
                 if let Some(got) = got {
                     prop_assert_eq!(got, scanned(&*snap, past));
+                }
+                // The lists began at the first read; commits from then on are corrected for.
+                let lists_began = *lists_began.get_or_insert(tx_times.len() - 1);
+                for (i, t) in tx_times.iter().enumerate() {
+                    let then = AsOf::valid(*t);
+                    let got = indexed(&*snap, then);
+                    if i >= lists_began {
+                        prop_assert!(got.is_some(), "the read at commit {}'s time, lists from {}", i, lists_began);
+                    }
+                    if let Some(got) = got {
+                        prop_assert_eq!(got, scanned(&*snap, then), "at the valid time {:?}", t);
+                    }
                 }
                 old_snapshots.push(snap);
             }
@@ -100,6 +117,37 @@ proptest! {
         let snap = store.snapshot().unwrap();
         prop_assert_eq!(indexed(&*snap, AsOf::now()), Some(scanned(&*snap, AsOf::now())));
     }
+}
+
+/// A read whose valid time is a moment before the last commits (a client's clock behind the
+/// server's) is answered from the index, corrected for those commits' keys.
+#[test]
+fn a_read_a_moment_before_the_last_commits_is_corrected_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(&dir.path().join("k.redb"), &StoreOptions::default()).unwrap();
+    let commit = |writes: &[(&str, bool)]| {
+        let mut tx = store.begin().unwrap();
+        for (key, live) in writes {
+            if *live {
+                tx.put(key, b"{}", &[], ValidTime::now()).unwrap();
+            } else {
+                tx.delete(key, ValidTime::now()).unwrap();
+            }
+        }
+        tx.commit().unwrap().tx_time
+    };
+    let first = commit(&[("T|a", true), ("T|c", true), ("U|a", true)]);
+    // Lists built, then two more commits, the first read again a moment before them.
+    assert!(indexed(&*store.snapshot().unwrap(), AsOf::now()).is_some());
+    commit(&[("T|b", true), ("T|c", false)]);
+    commit(&[("U|a", false), ("U|b", true)]);
+    let snap = store.snapshot().unwrap();
+    let then = AsOf::valid(first);
+    let want = vec![vec!["T|a".to_owned(), "T|c".to_owned()], vec!["U|a".to_owned()], vec![]];
+    assert_eq!(scanned(&*snap, then), want);
+    assert_eq!(indexed(&*snap, then), Some(want));
+    // Before the first commit, whose versions the lists never held apart: declined.
+    assert_eq!(indexed(&*snap, AsOf::valid(Timestamp::from_micros(first.as_micros() - 1))), None);
 }
 
 #[test]
@@ -118,18 +166,22 @@ fn a_future_valid_time_or_an_earlier_transaction_time_is_declined() {
     assert_eq!(indexed(&*snap, AsOf::at(Timestamp::now(), first.tx_time)), None);
     drop(snap);
 
-    // A declaration that ends next year: until then, "now" is not the final state.
+    // A declaration that ends next year: until then, "now" is not the final state. The lists
+    // saw the commit, so they correct for it; in a year the final state holds.
     let next_year = Timestamp::from_micros(Timestamp::now().as_micros() + 365 * 86_400_000_000);
     let mut tx = store.begin().unwrap();
     tx.put("U|a", b"{}", &[], ValidTime { start: None, end: Some(next_year) }).unwrap();
     tx.commit().unwrap();
     let snap = store.snapshot().unwrap();
-    assert_eq!(indexed(&*snap, AsOf::now()), None);
+    let now = AsOf::now();
+    assert_eq!(indexed(&*snap, now), Some(vec![vec!["T|a".into(), "T|b".into()], vec!["U|a".into()], vec![]]));
+    assert_eq!(indexed(&*snap, now), Some(scanned(&*snap, now)));
     assert_eq!(indexed(&*snap, AsOf::valid(next_year)), Some(scanned(&*snap, AsOf::valid(next_year))));
     drop(snap);
     drop(store);
 
-    // The greatest valid time is kept across a reopen.
+    // The greatest valid time is kept across a reopen; lists built afresh never saw the
+    // declaration's commit, so "now" scans until next year.
     let store = RedbStore::open(&path, &StoreOptions::default()).unwrap();
     let snap = store.snapshot().unwrap();
     assert_eq!(indexed(&*snap, AsOf::now()), None);
