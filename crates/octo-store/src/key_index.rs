@@ -108,6 +108,20 @@ impl LiveKeys {
         self.chunks.iter().flatten().map(|k| &**k)
     }
 
+    /// The keys from position `i` on, in order.
+    pub fn iter_from(&self, mut i: usize) -> impl Iterator<Item = &str> {
+        let mut first = self.chunks.len();
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            if i < chunk.len() {
+                first = c;
+                break;
+            }
+            i -= chunk.len();
+        }
+        let head = self.chunks.get(first).map_or(&[][..], |chunk| &chunk[i..]);
+        head.iter().chain(self.chunks.iter().skip(first + 1).flatten()).map(|k| &**k)
+    }
+
     /// Whether `key` is present.
     pub fn contains(&self, key: &str) -> bool {
         let c = self.chunks.partition_point(|chunk| chunk.last().is_some_and(|last| &**last < key));
@@ -189,7 +203,7 @@ impl<'a> KeyView<'a> {
         // The answer, if a list key, lies at or after list index `i - adds`: walk from there,
         // merging in the adds, from the view position of that list key (at most `i`, unless
         // the walk starts at the front).
-        let mut j = i.saturating_sub(self.adds.len());
+        let j = i.saturating_sub(self.adds.len());
         let (mut a, removed_before) = match self.list.get(j) {
             Some(k) => (self.adds.partition_point(|x| *x < k), self.removes.partition_point(|x| *x < k)),
             None => (self.adds.len(), self.removes.len()),
@@ -200,15 +214,15 @@ impl<'a> KeyView<'a> {
             // list key is adds alone.
             return self.adds.get(i).copied();
         }
+        let mut from_list = self.list.iter_from(j).peekable();
         loop {
-            let from_list = self.list.get(j);
-            let next = match (from_list, self.adds.get(a)) {
+            let next = match (from_list.peek().copied(), self.adds.get(a)) {
                 (Some(l), Some(&add)) if add < l => {
                     a += 1;
                     add
                 }
                 (Some(l), _) => {
-                    j += 1;
+                    from_list.next();
                     if self.removes.binary_search(&l).is_ok() {
                         continue;
                     }
@@ -279,8 +293,8 @@ struct Lists {
 /// valid time a moment before the newest ones can correct the final state for them.
 #[derive(Default)]
 struct Recent {
-    /// Oldest commit first.
-    commits: VecDeque<Vec<(String, Timestamp)>>,
+    /// Oldest commit first, each with its greatest valid time.
+    commits: VecDeque<(Timestamp, Vec<(String, Timestamp)>)>,
     keys: usize,
     /// Every version with a valid time after this one is in `commits` (`None`: not known yet).
     covered_after: Option<Timestamp>,
@@ -291,14 +305,29 @@ const RECENT_KEYS: usize = 1 << 16;
 
 impl Recent {
     fn push(&mut self, commit: Vec<(String, Timestamp)>) {
+        let Some(newest) = commit.iter().map(|(_, vt)| *vt).max() else { return };
         self.keys += commit.len();
-        self.commits.push_back(commit);
+        self.commits.push_back((newest, commit));
         while self.keys > RECENT_KEYS {
-            let Some(old) = self.commits.pop_front() else { break };
+            let Some((newest, old)) = self.commits.pop_front() else { break };
             self.keys -= old.len();
-            let newest = old.iter().map(|(_, vt)| *vt).max();
-            self.covered_after = self.covered_after.max(newest);
+            self.covered_after = self.covered_after.max(Some(newest));
         }
+    }
+
+    /// The keys with versions after `valid`, of the given types, sorted.
+    fn written_after(&self, valid: Timestamp, types: &[&str]) -> Vec<&str> {
+        let mut keys: Vec<&str> = self
+            .commits
+            .iter()
+            .filter(|(newest, _)| *newest > valid)
+            .flat_map(|(_, commit)| commit)
+            .filter(|(key, vt)| *vt > valid && types.contains(&type_of(key)))
+            .map(|(key, _)| key.as_str())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
     }
 }
 
@@ -429,16 +458,7 @@ impl KeyIndex {
         if lists.recent.covered_after.is_none_or(|c| valid < c) {
             return Ok(false);
         }
-        let mut later: Vec<&str> = lists
-            .recent
-            .commits
-            .iter()
-            .flatten()
-            .filter(|(key, vt)| *vt > valid && types.contains(&type_of(key)))
-            .map(|(key, _)| key.as_str())
-            .collect();
-        later.sort_unstable();
-        later.dedup();
+        let later = lists.recent.written_after(valid, types);
         let mut views: Vec<KeyView> =
             chosen.iter().map(|list| KeyView { list, adds: vec![], removes: vec![] }).collect();
         for key in later {
@@ -692,6 +712,10 @@ mod tests {
         for (i, key) in want.iter().enumerate() {
             assert_eq!(list.get(i), Some(key.as_str()));
             assert!(list.contains(key));
+        }
+        for i in [0, 1, CHUNK - 1, CHUNK, 2 * CHUNK + 7, want.len() - 1, want.len(), want.len() + 3] {
+            let tail: Vec<&str> = want.iter().skip(i).map(String::as_str).collect();
+            assert_eq!(list.iter_from(i).collect::<Vec<_>>(), tail, "from {i}");
         }
         assert!(!list.contains("T|00000") && !list.contains("T|99999") && !list.contains(""));
         assert_eq!(list.get(want.len()), None);
