@@ -5,12 +5,14 @@
 //! The final state is, for every key, its last version (greatest valid time, then greatest
 //! transaction time). A read as of the newest transaction at a valid time at or after every
 //! valid time ever written sees exactly that state, which is what "now" means for almost every
-//! query; any other read scans the versions as before.
+//! query. A read a moment earlier than the newest versions gets the lists corrected for the
+//! keys those versions belong to ([`KeyView`]); any other read scans the versions as before.
 //!
 //! The lists are built on first use from a snapshot and kept current lazily. Every commit hands
-//! the keys it wrote to [`CommitLog::record`] before it becomes visible; a reader on a newer
-//! snapshot re-reads the final state of just those keys and merges the changes into the lists.
-//! Writers never wait for the lists, and readers only for each other.
+//! the keys it wrote to [`KeyIndex::record`] before it becomes visible; a reader on a newer
+//! snapshot applies them to the lists, taking each key's final state from the commit when the
+//! write settles it and reading it back otherwise. Writers never wait for the lists, and
+//! readers only for each other.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
