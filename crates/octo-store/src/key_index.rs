@@ -64,7 +64,7 @@ const CHUNK: usize = 512;
 /// The live keys of one type, sorted, in chunks: a change moves the entries of one chunk, not
 /// of the whole list, and a position is found by walking chunk lengths.
 #[derive(Debug, Default)]
-pub struct LiveKeys {
+pub(crate) struct LiveKeys {
     chunks: Vec<Vec<Box<str>>>,
     len: usize,
 }
@@ -87,11 +87,6 @@ impl LiveKeys {
     /// How many keys.
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The key at position `i` in key order.

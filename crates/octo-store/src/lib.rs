@@ -45,7 +45,7 @@ pub mod version;
 
 pub use error::{Result, StoreError};
 pub use event::{Event, EventId, EventIdParseError, EventPosition};
-pub use key_index::{KeyView, LiveKeys};
+pub use key_index::KeyView;
 pub use redb_engine::{RedbStore, StoreOptions};
 pub use store::{transact, Op, Reader, Store, Transaction};
 pub use time::Timestamp;
