@@ -137,6 +137,12 @@ impl Organisations {
             .map_err(|e| GraphError::NotFound(format!("organisation '{name}': {e}")))
     }
 
+    /// Memory the organisation's store holds in its in-memory indexes, if its graph is open.
+    pub fn index_bytes(&self, name: &str) -> Option<u64> {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.get(name).map(|g| g.store().index_bytes())
+    }
+
     /// Whether an organisation exists.
     pub fn exists(&self, name: &str) -> bool {
         validate_name(name).is_ok() && self.dir(name).is_dir()

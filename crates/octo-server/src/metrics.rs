@@ -60,6 +60,7 @@ pub struct Metrics {
     events: Family<OrganisationLabels, Counter>,
     changes: Family<ChangeLabels, Counter>,
     store_bytes: Family<OrganisationLabels, Gauge<i64, AtomicI64>>,
+    index_bytes: Family<OrganisationLabels, Gauge<i64, AtomicI64>>,
     bit_runs: Family<BitLabels, Gauge<i64, AtomicI64>>,
     bit_seconds: Family<BitLabels, Gauge<f64, AtomicU64>>,
     syslog_lines: Family<TransportLabels, IntGauge>,
@@ -94,6 +95,12 @@ impl Metrics {
         );
         let store_bytes = Family::<OrganisationLabels, Gauge<i64, AtomicI64>>::default();
         registry.register("octograph_store_bytes", "Size of each organisation's store file", store_bytes.clone());
+        let index_bytes = Family::<OrganisationLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "octograph_key_index_bytes",
+            "Memory of each open organisation's key index (live keys by type)",
+            index_bytes.clone(),
+        );
         let bit_runs = Family::<BitLabels, Gauge<i64, AtomicI64>>::default();
         registry.register("octograph_bit_runs", "Runs of each bit since start", bit_runs.clone());
         let bit_seconds = Family::<BitLabels, Gauge<f64, AtomicU64>>::default();
@@ -124,6 +131,7 @@ impl Metrics {
             events,
             changes,
             store_bytes,
+            index_bytes,
             bit_runs,
             bit_seconds,
             syslog_lines,
@@ -156,6 +164,12 @@ impl Metrics {
     pub fn set_store_bytes(&self, organisation: &str, bytes: u64) {
         let labels = OrganisationLabels { organisation: organisation.into() };
         self.store_bytes.get_or_create(&labels).set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the memory of a store's key index (read when metrics are scraped).
+    pub fn set_index_bytes(&self, organisation: &str, bytes: u64) {
+        let labels = OrganisationLabels { organisation: organisation.into() };
+        self.index_bytes.get_or_create(&labels).set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Sets the bit counters from the engine's own (read when metrics are scraped).

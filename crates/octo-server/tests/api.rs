@@ -390,9 +390,9 @@ async fn organisations_export_and_import() {
 #[tokio::test]
 async fn metrics_and_openapi() {
     let s = server(false, &["acme"]);
-    s.get("/acme/objects").await;
     s.get("/acme/object?reference=bad").await;
     declare(&s, "acme", network()).await;
+    s.get("/acme/objects").await;
     let (st, text) = s.get("/metrics").await;
     assert_eq!(st, 200);
     let text = text.as_str().unwrap().to_owned();
@@ -404,6 +404,13 @@ async fn metrics_and_openapi() {
     assert!(text.contains("octograph_http_request_duration_seconds_bucket"), "{text}");
     assert!(text.contains(r#"octograph_events_total{organisation="acme"}"#), "{text}");
     assert!(text.contains(r#"octograph_store_bytes{organisation="acme"}"#), "{text}");
+    // The object listed above is held in the key index.
+    let index_bytes: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"octograph_key_index_bytes{organisation="acme"} "#))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no key index gauge in {text}"));
+    assert!(index_bytes > 0, "{text}");
     assert!(text.contains("octograph_bit_runs"), "{text}");
 
     let (st, api) = s.get("/openapi.json").await;

@@ -15,6 +15,7 @@
 //! readers only for each other.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use foldhash::HashMap;
@@ -333,6 +334,8 @@ pub(crate) struct KeyIndex {
     limit_bytes: usize,
     log: Mutex<CommitLog>,
     lists: Mutex<Lists>,
+    /// The lists' memory as of the last read, readable while a read holds them.
+    bytes: AtomicU64,
 }
 
 /// Memory a list entry takes: the pointer, the bytes and the allocator's rounding.
@@ -343,7 +346,12 @@ fn entry_bytes(key: &str) -> usize {
 impl KeyIndex {
     /// An index that keeps at most `limit_bytes` of keys (0: none, every list query scans).
     pub fn new(limit_bytes: usize) -> Self {
-        KeyIndex { limit_bytes, log: Mutex::default(), lists: Mutex::default() }
+        KeyIndex { limit_bytes, log: Mutex::default(), lists: Mutex::default(), bytes: AtomicU64::new(0) }
+    }
+
+    /// The memory the lists held after the last read.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     /// Called by a commit before it becomes visible (commits are serialised, so in
@@ -383,6 +391,23 @@ impl KeyIndex {
             return Ok(false);
         }
         let mut lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
+        let answered = self.read_locked(&mut lists, snapshot_tx, valid, max_valid, types, state, read);
+        self.bytes.store(lists.bytes as u64, Ordering::Relaxed);
+        answered
+    }
+
+    /// [`KeyIndex::read`] with the lists locked.
+    #[allow(clippy::too_many_arguments)]
+    fn read_locked(
+        &self,
+        lists: &mut Lists,
+        snapshot_tx: u64,
+        valid: Timestamp,
+        max_valid: Option<Timestamp>,
+        types: &[&str],
+        state: &dyn FinalState,
+        read: &mut dyn FnMut(&[KeyView]),
+    ) -> Result<bool> {
         if lists.too_large {
             return Ok(false);
         }
@@ -423,7 +448,7 @@ impl KeyIndex {
         }
         lists.at_tx = snapshot_tx;
         if lists.bytes > self.limit_bytes {
-            self.give_up(&mut lists);
+            self.give_up(lists);
             return Ok(false);
         }
         for t in types {
@@ -438,7 +463,7 @@ impl KeyIndex {
             })?;
             lists.bytes += bytes;
             if lists.bytes > self.limit_bytes {
-                self.give_up(&mut lists);
+                self.give_up(lists);
                 return Ok(false);
             }
             lists.types.insert((*t).to_owned(), LiveKeys::from_sorted(keys));

@@ -230,6 +230,10 @@ impl Store for RedbStore {
         Ok(removed)
     }
 
+    fn index_bytes(&self) -> u64 {
+        self.db.keys.bytes()
+    }
+
     fn wait_for_events(&self, after: Option<EventId>, timeout: Duration) -> Option<EventId> {
         let deadline = Instant::now() + timeout;
         let mut last = self.events.last.lock().unwrap_or_else(|p| p.into_inner());

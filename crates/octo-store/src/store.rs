@@ -146,6 +146,12 @@ pub trait Store: Send + Sync {
     /// trimmed; the versions stay.
     fn trim_events(&self, keep_last: Option<u64>, before_ms: Option<u64>, max: usize) -> Result<u64>;
 
+    /// Memory held beside the page cache by in-memory indexes (the key index's lists), for
+    /// operators watching a server's memory.
+    fn index_bytes(&self) -> u64 {
+        0
+    }
+
     /// Blocks until an event after `after` is committed (`None`: any event), or `timeout`
     /// passes; returns the last event id then held. Consumers wait here instead of polling.
     fn wait_for_events(&self, after: Option<EventId>, timeout: Duration) -> Option<EventId>;
