@@ -469,26 +469,22 @@ impl KeyIndex {
             lists.types.insert((*t).to_owned(), LiveKeys::from_sorted(keys));
         }
         let empty = LiveKeys::default();
-        let chosen: Vec<&LiveKeys> = types.iter().map(|t| lists.types.get(*t).unwrap_or(&empty)).collect();
-        if max_valid.is_none_or(|m| valid >= m) {
-            let views: Vec<KeyView> =
-                chosen.iter().map(|list| KeyView { list, adds: vec![], removes: vec![] }).collect();
-            read(&views);
-            return Ok(true);
-        }
-        // Some versions lie after the time read: correct the final state for their keys.
-        if lists.recent.covered_after.is_none_or(|c| valid < c) {
-            return Ok(false);
-        }
-        let later = lists.recent.written_after(valid, types);
-        let mut views: Vec<KeyView> =
-            chosen.iter().map(|list| KeyView { list, adds: vec![], removes: vec![] }).collect();
-        for key in later {
-            let Some(i) = types.iter().position(|t| *t == type_of(key)) else { continue };
-            match (views[i].list.contains(key), state.is_live_at(key, valid)?) {
-                (true, false) => views[i].removes.push(key),
-                (false, true) => views[i].adds.push(key),
-                _ => {}
+        let mut views: Vec<KeyView> = types
+            .iter()
+            .map(|t| KeyView { list: lists.types.get(*t).unwrap_or(&empty), adds: vec![], removes: vec![] })
+            .collect();
+        if max_valid.is_some_and(|m| valid < m) {
+            // Some versions lie after the time read: correct the final state for their keys.
+            if lists.recent.covered_after.is_none_or(|c| valid < c) {
+                return Ok(false);
+            }
+            for key in lists.recent.written_after(valid, types) {
+                let Some(i) = types.iter().position(|t| *t == type_of(key)) else { continue };
+                match (views[i].list.contains(key), state.is_live_at(key, valid)?) {
+                    (true, false) => views[i].removes.push(key),
+                    (false, true) => views[i].adds.push(key),
+                    _ => {}
+                }
             }
         }
         read(&views);
