@@ -329,6 +329,17 @@ impl Recent {
     }
 }
 
+/// The state a read asks the index for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadAt {
+    /// The reader's snapshot: its last transaction.
+    pub snapshot_tx: u64,
+    /// The valid time read.
+    pub valid: Timestamp,
+    /// The snapshot's greatest valid time written (`None`: nothing written).
+    pub max_valid: Option<Timestamp>,
+}
+
 /// See the module documentation.
 pub(crate) struct KeyIndex {
     limit_bytes: usize,
@@ -373,16 +384,13 @@ impl KeyIndex {
         }
     }
 
-    /// Hands `read` the sorted live keys of each of `types` (in the order given) at valid time
-    /// `valid`, as known in the snapshot at transaction `snapshot_tx` whose greatest valid time
-    /// is `max_valid`, building and catching up lists on the way. Returns `false`, without
+    /// Hands `read` the sorted live keys of each of `types` (in the order given) in the state
+    /// `at` asks for, building and catching up lists on the way. Returns `false`, without
     /// calling `read`, when the lists cannot answer: a snapshot older than the lists, lists too
     /// large to keep, or a valid time before versions the lists no longer know of.
     pub fn read(
         &self,
-        snapshot_tx: u64,
-        valid: Timestamp,
-        max_valid: Option<Timestamp>,
+        at: ReadAt,
         types: &[&str],
         state: &dyn FinalState,
         read: &mut dyn FnMut(&[KeyView]),
@@ -391,19 +399,16 @@ impl KeyIndex {
             return Ok(false);
         }
         let mut lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
-        let answered = self.read_locked(&mut lists, snapshot_tx, valid, max_valid, types, state, read);
+        let answered = self.read_locked(&mut lists, at, types, state, read);
         self.bytes.store(lists.bytes as u64, Ordering::Relaxed);
         answered
     }
 
     /// [`KeyIndex::read`] with the lists locked.
-    #[allow(clippy::too_many_arguments)]
     fn read_locked(
         &self,
         lists: &mut Lists,
-        snapshot_tx: u64,
-        valid: Timestamp,
-        max_valid: Option<Timestamp>,
+        ReadAt { snapshot_tx, valid, max_valid }: ReadAt,
         types: &[&str],
         state: &dyn FinalState,
         read: &mut dyn FnMut(&[KeyView]),
@@ -607,7 +612,7 @@ mod tests {
     fn read(index: &KeyIndex, tx: u64, types: &[&str], state: &Fake) -> Option<Vec<Vec<String>>> {
         let mut got = None;
         let answered = index
-            .read(tx, Timestamp::MAX, None, types, state, &mut |lists| {
+            .read(ReadAt { snapshot_tx: tx, valid: Timestamp::MAX, max_valid: None }, types, state, &mut |lists| {
                 got = Some(lists.iter().map(|l| l.iter().map(str::to_owned).collect()).collect());
             })
             .unwrap();

@@ -20,7 +20,7 @@ use crate::codec::{
 use crate::error::{Result, StoreError};
 use crate::event::{Event, EventId, EventPosition};
 use crate::journal::{Journal, RecordBuf, Table as JournalTable};
-use crate::key_index::{FinalState, KeyIndex, KeyView, Touched};
+use crate::key_index::{FinalState, KeyIndex, KeyView, ReadAt, Touched};
 use crate::store::{Reader, Store, Transaction};
 use crate::time::Timestamp;
 use crate::version::{AsOf, TxReceipt, ValidTime, Version};
@@ -330,9 +330,12 @@ impl Reader for RedbSnapshot {
                 return Ok(false);
             }
         }
-        let max_valid = read_max_valid(&self.meta)?;
-        let state = SnapshotState(&self.versions);
-        self.engine.keys.read(last.map_or(0, |r| r.tx_id), at.valid_time, max_valid, types, &state, read)
+        let read_at = ReadAt {
+            snapshot_tx: last.map_or(0, |r| r.tx_id),
+            valid: at.valid_time,
+            max_valid: read_max_valid(&self.meta)?,
+        };
+        self.engine.keys.read(read_at, types, &SnapshotState(&self.versions), read)
     }
 }
 
