@@ -96,6 +96,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// The embedded stores' tuning (the sizes were checked to fit when the config was read).
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions { cache_bytes: self.cache_mb << 20, key_index_bytes: self.key_index_mb << 20 }
+    }
+
     /// Where the log pipeline keeps its devices and raw store (a name no organisation can have).
     pub fn logs_dir(&self) -> PathBuf {
         self.data_dir.join("logs.d")
@@ -119,6 +124,11 @@ impl Config {
             None if Path::new(DEFAULT_CONFIG_FILE).exists() => read(Path::new(DEFAULT_CONFIG_FILE))?,
             None => FileConfig::default(),
         };
+        for (name, mb) in [("cache_mb", file.cache_mb), ("key_index_mb", file.key_index_mb)] {
+            if let Some(mb) = mb.filter(|mb| mb.checked_mul(1 << 20).is_none()) {
+                anyhow::bail!("config {name} = {mb}: more memory than this machine can address");
+            }
+        }
         Ok(Config {
             data_dir: data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("octograph-data")),
             schema_dir: schema_dir.or(file.schema_dir),

@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 use octo_bits::{BitEngine, BitSwitches};
 use octo_graph::{Declaration, FindingQuery, Graph, ListQuery, Organisations, OriginQuery, Outcome};
 use octo_model::{Catalog, CatalogBuilder, Reference};
-use octo_store::{AsOf, StoreOptions, Timestamp};
+use octo_store::{AsOf, Timestamp};
 use serde_json::json;
 
 use crate::config::Config;
@@ -493,8 +493,7 @@ fn organisations(
     catalog: Catalog,
     engine: std::sync::Arc<BitEngine>,
 ) -> anyhow::Result<Organisations> {
-    let options = StoreOptions { cache_bytes: config.cache_mb << 20, key_index_bytes: config.key_index_mb << 20 };
-    Ok(Organisations::open(&config.data_dir, catalog, options)?.with_inferrer(engine))
+    Ok(Organisations::open(&config.data_dir, catalog, config.store_options())?.with_inferrer(engine))
 }
 
 /// The organisation's graph; `default` is created on first use, others by `org create`.

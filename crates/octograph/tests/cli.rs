@@ -226,6 +226,11 @@ fn bits_from_the_command_line() {
     fails_with(&octograph(d, &["bits", "list"]), "rules/bad.toml:3");
     std::fs::write(d.join("octograph.toml"), "[bits]\nenabled = [\"no-such-bit\"]\n").unwrap();
     fails_with(&octograph(d, &["bits", "list"]), "no bit 'no-such-bit'");
+    // Memory sizes that cannot be: refused by name, before any store opens.
+    std::fs::write(d.join("octograph.toml"), "key_index_mb = 18446744073709551615\n").unwrap();
+    fails_with(&octograph(d, &["bits", "list"]), "key_index_mb = 18446744073709551615");
+    std::fs::write(d.join("octograph.toml"), "key_index_mb = -1\n").unwrap();
+    fails_with(&octograph(d, &["bits", "list"]), "key_index_mb");
 }
 
 #[test]
