@@ -582,14 +582,12 @@ impl Graph {
     pub fn list_findings(&self, q: &FindingQuery, at: AsOf) -> Result<Page<Ooi>> {
         let snap = self.store().snapshot()?;
         let mut rows = Vec::new();
+        let needle = q.search.as_ref().map(|s| s.to_lowercase());
         for (finding, severity, score, muted) in self.findings_with_severity(&*snap, at)? {
             if !q.severities.contains(&severity) || (q.exclude_muted && muted) || (q.only_muted && !muted) {
                 continue;
             }
-            if q.search
-                .as_ref()
-                .is_some_and(|s| !finding.primary_key().as_str().to_lowercase().contains(&s.to_lowercase()))
-            {
+            if needle.as_ref().is_some_and(|n| !contains_ignoring_case(finding.primary_key().as_str(), n)) {
                 continue;
             }
             rows.push((score, finding));

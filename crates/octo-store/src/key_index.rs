@@ -519,27 +519,29 @@ impl Lists {
         let mut buf = Vec::new();
         let mut recent = Vec::with_capacity(pending.len());
         for touched in pending {
-            // This commit's last version of each key: greatest valid time, then latest written.
-            let mut last: Vec<(String, Timestamp, usize, bool)> = Vec::new();
-            let mut written = Vec::with_capacity(touched.len());
+            // Every version this commit wrote, and (by position) those of listed types.
+            let mut written: Vec<(String, Timestamp)> = Vec::with_capacity(touched.len());
+            let mut listed: Vec<(usize, bool)> = Vec::new();
             for (n, (encoded, (valid, live))) in touched.iter().enumerate() {
                 decode_key_into(encoded, &mut buf)?;
                 let key = std::str::from_utf8(&buf).map_err(|_| StoreError::Corrupt("key is not UTF-8".into()))?;
                 if self.types.contains_key(type_of(key)) {
-                    last.push((key.to_owned(), valid, n, live));
+                    listed.push((n, live));
                 }
                 written.push((key.to_owned(), valid));
             }
-            recent.push(written);
-            last.sort_unstable_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
-            let mut last = last.into_iter().peekable();
-            while let Some((key, valid, _, live)) = last.next() {
-                if last.peek().is_some_and(|next| next.0 == key) {
+            // This commit's last version of each key: greatest valid time, then latest written.
+            listed.sort_unstable_by(|(a, _), (b, _)| (&written[*a], a).cmp(&(&written[*b], b)));
+            let mut listed = listed.into_iter().peekable();
+            while let Some((n, live)) = listed.next() {
+                let (key, valid) = &written[n];
+                if listed.peek().is_some_and(|(next, _)| written[*next].0 == *key) {
                     continue;
                 }
-                let settled = touched.settled_from.is_none_or(|from| valid >= from);
-                finals.insert(key, settled.then_some(live));
+                let settled = touched.settled_from.is_none_or(|from| *valid >= from);
+                finals.insert(key.clone(), settled.then_some(live));
             }
+            recent.push(written);
         }
         let mut changes = Vec::with_capacity(finals.len());
         for (key, live) in finals {
