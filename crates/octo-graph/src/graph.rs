@@ -517,32 +517,49 @@ fn read_edges(
     r: &Reference,
     at: AsOf,
 ) -> Result<Vec<Edge>> {
-    let edges = read_edges_many(reader, catalog, capped, std::slice::from_ref(r), at)?;
-    Ok(edges.into_iter().next().flatten().unwrap_or_default())
+    let edges = read_edges_many(reader, catalog, capped, std::slice::from_ref(r), &Default::default(), at)?;
+    Ok(edges.edges.into_iter().next().flatten().unwrap_or_default())
+}
+
+/// What [`read_edges_many`] read: the edges asked for, and what the documents of the referrers
+/// it confirmed showed of them (they exist, and their own references).
+struct EdgeReads {
+    /// Per object asked, its edges; None for an object that does not exist.
+    edges: Vec<Option<Vec<Edge>>>,
+    /// The outgoing edges of each referrer read on the way, which therefore exists.
+    referrers: Vec<(Reference, Vec<Edge>)>,
 }
 
 /// [`read_edges`] of several objects in a few batched reads (documents, the reference index,
-/// then the referrers' documents); None for an object that does not exist. Only referrers of
-/// the `capped` types are read, the only ones that can pass levels.
+/// then the referrers' documents). `outgoing` holds the outgoing edges of objects already
+/// known to exist, whose documents are not read again. Only referrers of the `capped` types are
+/// read, the only ones that can pass levels.
 fn read_edges_many(
     reader: &dyn Reader,
     catalog: &Catalog,
     capped: &CappedReferrers,
     refs: &[Reference],
+    outgoing: &foldhash::HashMap<Reference, Vec<Edge>>,
     at: AsOf,
-) -> Result<Vec<Option<Vec<Edge>>>> {
+) -> Result<EdgeReads> {
     let keys: Vec<&str> = refs.iter().map(Reference::as_str).collect();
+    let unknown: Vec<&str> = keys.iter().zip(refs).filter(|(_, r)| !outgoing.contains_key(*r)).map(|(k, _)| *k).collect();
+    let mut read = reader.get_many(&unknown, at)?.into_iter();
     let mut out = Vec::with_capacity(refs.len());
-    for v in reader.get_many(&keys, at)? {
-        out.push(match v {
-            Some(v) => Some(scan::outgoing_edges(catalog, &decode::<Json>(&v.key, &v.doc)?)),
-            None => None,
+    for r in refs {
+        out.push(match outgoing.get(r) {
+            Some(edges) => Some(edges.clone()),
+            None => match read.next().flatten() {
+                Some(v) => Some(scan::outgoing_edges(catalog, &decode::<Json>(&v.key, &v.doc)?)),
+                None => None,
+            },
         });
     }
+    let mut referrers = Vec::new();
     let types_of = |r: &Reference| capped.get(r.type_name()).map(Vec::as_slice).unwrap_or_default();
     let expand: Vec<usize> = (0..refs.len()).filter(|&i| out[i].is_some() && !types_of(&refs[i]).is_empty()).collect();
     if expand.is_empty() {
-        return Ok(out);
+        return Ok(EdgeReads { edges: out, referrers });
     }
     let targets: Vec<&str> = expand.iter().map(|&i| keys[i]).collect();
     let candidates: Vec<Vec<String>> = reader
@@ -562,20 +579,26 @@ fn read_edges_many(
     let mut wanted: Vec<&str> = candidates.iter().flatten().map(String::as_str).collect();
     wanted.sort_unstable();
     wanted.dedup();
-    let versions: foldhash::HashMap<&str, octo_store::Version> =
-        wanted.iter().copied().zip(reader.get_many(&wanted, at)?).filter_map(|(k, v)| Some((k, v?))).collect();
+    // Each referrer's document is decoded once, however many of the objects it points at.
+    let mut docs: foldhash::HashMap<&str, (Vec<String>, Json)> = foldhash::HashMap::default();
+    for (k, v) in wanted.iter().copied().zip(reader.get_many(&wanted, at)?) {
+        if let Some(v) = v {
+            let doc: Json = decode(&v.key, &v.doc)?;
+            referrers.push((Reference::from_trusted(k), scan::outgoing_edges(catalog, &doc)));
+            docs.insert(k, (v.refs, doc));
+        }
+    }
     for (&i, candidates) in expand.iter().zip(&candidates) {
         let target = &refs[i];
         let Some(edges) = out[i].as_mut() else { continue };
         // As `Reader::referrers_among` answers: the candidates, in order, that still reference it.
-        for v in candidates.iter().filter_map(|k| versions.get(k.as_str())) {
-            if v.refs.iter().any(|r| r == target.as_str()) {
-                let rdoc: Json = decode(&v.key, &v.doc)?;
-                edges.extend(scan::incoming_edges(catalog, &Reference::from_trusted(v.key.clone()), &rdoc, target));
+        for (k, (refs, doc)) in candidates.iter().filter_map(|k| docs.get_key_value(k.as_str())) {
+            if refs.iter().any(|r| r == target.as_str()) {
+                edges.extend(scan::incoming_edges(catalog, &Reference::from_trusted(*k), doc, target));
             }
         }
     }
-    Ok(out)
+    Ok(EdgeReads { edges: out, referrers })
 }
 
 /// For each type, the types whose capped references can point at it.
@@ -640,6 +663,9 @@ struct Session<'a> {
 #[derive(Default)]
 struct SessionCache {
     edges: foldhash::HashMap<Reference, Vec<Edge>>,
+    /// The outgoing edges of objects whose documents were read (as referrers of others) but
+    /// whose own referrers were not: half of what `edges` would hold for them.
+    outgoing: foldhash::HashMap<Reference, Vec<Edge>>,
     exists: foldhash::HashMap<Reference, bool>,
     levels: foldhash::HashMap<Reference, (u8, bool)>,
 }
@@ -676,46 +702,61 @@ impl Session<'_> {
     /// its level and, with `edges`, its propagation edges: what level maintenance is about to
     /// ask of each, one object at a time.
     fn prefetch_levels(&self, refs: &[Reference], edges: bool) -> Result<()> {
-        let mut want: Vec<Reference> = {
+        // Only what is not known yet: a level read once, a document read once (as a referrer
+        // of another object or for itself), referrers read once.
+        let (mut no_level, mut unread): (Vec<Reference>, Vec<Reference>) = {
             let cache = self.cache.borrow();
-            refs.iter()
-                .filter(|r| {
-                    !cache.levels.contains_key(*r)
-                        || if edges { !cache.edges.contains_key(*r) } else { !cache.exists.contains_key(*r) }
-                })
+            let no_level = refs.iter().filter(|r| !cache.levels.contains_key(*r)).cloned().collect();
+            let unread = refs
+                .iter()
+                .filter(|r| if edges { !cache.edges.contains_key(*r) } else { !cache.exists.contains_key(*r) })
                 .cloned()
-                .collect()
+                .collect();
+            (no_level, unread)
         };
-        want.sort_unstable();
-        want.dedup();
-        // One object is read as cheaply alone.
-        if want.len() < 2 {
-            return Ok(());
+        for want in [&mut no_level, &mut unread] {
+            want.sort_unstable();
+            want.dedup();
         }
         let at = self.at();
-        let profile_keys: Vec<String> = want.iter().map(profile_key).collect();
-        let profile_keys: Vec<&str> = profile_keys.iter().map(String::as_str).collect();
-        let profiles = self.tx.get_many(&profile_keys, at)?;
-        let mut levels = Vec::with_capacity(want.len());
-        for (key, v) in profile_keys.iter().zip(profiles) {
-            let p: Option<ScanProfileRecord> = v.map(|v| decode(key, &v.doc)).transpose()?;
-            levels.push(level_of(p.as_ref()));
+        // One object is read as cheaply alone.
+        if no_level.len() >= 2 {
+            let profile_keys: Vec<String> = no_level.iter().map(profile_key).collect();
+            let profile_keys: Vec<&str> = profile_keys.iter().map(String::as_str).collect();
+            let profiles = self.tx.get_many(&profile_keys, at)?;
+            let mut cache = self.cache.borrow_mut();
+            for ((r, key), v) in no_level.into_iter().zip(&profile_keys).zip(profiles) {
+                let p: Option<ScanProfileRecord> = v.map(|v| decode(key, &v.doc)).transpose()?;
+                cache.levels.insert(r, level_of(p.as_ref()));
+            }
         }
-        let mut cache = self.cache.borrow_mut();
+        if unread.len() < 2 {
+            return Ok(());
+        }
         if edges {
-            let found = read_edges_many(&*self.tx, self.catalog, self.capped_referrers, &want, at)?;
-            for (r, e) in want.iter().zip(found) {
+            let found = {
+                let cache = self.cache.borrow();
+                read_edges_many(&*self.tx, self.catalog, self.capped_referrers, &unread, &cache.outgoing, at)?
+            };
+            let mut cache = self.cache.borrow_mut();
+            for (r, e) in unread.into_iter().zip(found.edges) {
+                cache.outgoing.remove(&r);
                 cache.exists.insert(r.clone(), e.is_some());
-                cache.edges.insert(r.clone(), e.unwrap_or_default());
+                cache.edges.insert(r, e.unwrap_or_default());
+            }
+            for (r, outgoing) in found.referrers {
+                cache.exists.insert(r.clone(), true);
+                if !cache.edges.contains_key(&r) {
+                    cache.outgoing.insert(r, outgoing);
+                }
             }
         } else {
-            let keys: Vec<&str> = want.iter().map(Reference::as_str).collect();
-            for (r, v) in want.iter().zip(self.tx.get_many(&keys, at)?) {
-                cache.exists.insert(r.clone(), v.is_some());
+            let keys: Vec<&str> = unread.iter().map(Reference::as_str).collect();
+            let found = self.tx.get_many(&keys, at)?;
+            let mut cache = self.cache.borrow_mut();
+            for (r, v) in unread.into_iter().zip(found) {
+                cache.exists.insert(r, v.is_some());
             }
-        }
-        for (r, level) in want.into_iter().zip(levels) {
-            cache.levels.entry(r).or_insert(level);
         }
         Ok(())
     }
@@ -916,6 +957,7 @@ impl Session<'_> {
             self.note_object_change(&r, old.as_ref(), new.as_ref())?;
             let mut cache = self.cache.borrow_mut();
             cache.edges.clear();
+            cache.outgoing.clear();
             cache.exists.clear();
             drop(cache);
             if self.inferrer.is_some() {
