@@ -543,7 +543,8 @@ fn read_edges_many(
     at: AsOf,
 ) -> Result<EdgeReads> {
     let keys: Vec<&str> = refs.iter().map(Reference::as_str).collect();
-    let unknown: Vec<&str> = keys.iter().zip(refs).filter(|(_, r)| !outgoing.contains_key(*r)).map(|(k, _)| *k).collect();
+    let unknown: Vec<&str> =
+        keys.iter().zip(refs).filter(|(_, r)| !outgoing.contains_key(*r)).map(|(k, _)| *k).collect();
     let mut read = reader.get_many(&unknown, at)?.into_iter();
     let mut out = Vec::with_capacity(refs.len());
     for r in refs {

@@ -150,7 +150,9 @@ pub enum BenchCommand {
         /// Run with no bit engine at all: the baseline that shows what inference costs.
         #[arg(long)]
         without_bits: bool,
-        /// Where to create the store (default: a temporary directory, removed afterwards).
+        /// Where to create the store (default: a temporary directory, removed afterwards). A
+        /// store an earlier run finished loading there with the same shape is reused: no load,
+        /// only the observations (on ports no earlier run observed) and the recalculation.
         #[arg(long)]
         dir: Option<PathBuf>,
         #[arg(long, default_value_t = 1024)]
