@@ -2,7 +2,7 @@
 //! an observation of 100 objects, replacing its results with a disjoint set (GC of 100), a tree
 //! of depth 2 around an address with 50 ports, a page of 20 with the total count (from the key
 //! lists, after an observation, and scanned), the findings page and counts over 4k findings,
-//! and a scan-level change that reaches 100k objects.
+//! a scan-level change that reaches 100k objects, and a page of the objects at levels 1–4.
 //!
 //! `cargo bench -p octo-graph --bench graph`; `GRAPH_BENCH_ADDRESSES=N` loads N addresses
 //! instead of 200k (a smaller graph for profiling; the figures quoted are at the default).
@@ -234,6 +234,12 @@ fn bench(cr: &mut Criterion) {
             level = if level == 2 { 3 } else { 2 };
             g.set_scan_profile(&netblock, Some(level), None, None).unwrap()
         })
+    });
+    // What a scheduler asks for (Octopoes' `scan_level` filter): objects at levels 1–4, which
+    // after the change above are the netblock's 100k, paged with the count over all 1M.
+    grp.bench_function("list_objects_page_20_levels_1_to_4_with_count", |b| {
+        let q = ListQuery { scan_levels: (1..=4).collect(), offset: 50_000, limit: 20, ..Default::default() };
+        b.iter(|| black_box(g.list_objects(&q, AsOf::now()).unwrap().count))
     });
     grp.finish();
 }

@@ -312,7 +312,9 @@ impl Graph {
 
     /// How many keys match a list query's filters, and those matches (with their levels when
     /// the query needs them) in key order: all of them, or only those whose position falls in
-    /// `keep`.
+    /// `keep`. Keys come from the key lists when they answer for `at`, else from a scan; levels
+    /// from one scan of each listed type's profiles, merged with its keys (both are in key
+    /// order), instead of a point read per key.
     fn matching_keys(
         &self,
         snap: &dyn Reader,
@@ -327,27 +329,37 @@ impl Graph {
         let mut matches: Vec<(u8, String)> = Vec::new();
         let mut count = 0usize;
         let mut failure = None;
-        let mut visit = |key: &str| {
+        // The profiles of the type being visited, and how far its keys have got through them.
+        let mut profiles: (Option<usize>, Vec<TypeProfile>, usize) = (None, Vec::new(), 0);
+        let mut visit = |type_index: usize, key: &str| {
             if needle.as_ref().is_some_and(|n| !contains_ignoring_case(key, n)) {
                 return true;
             }
             let mut level = 0;
             if need_profile {
-                match crate::graph::profile_of(snap, &Reference::from_trusted(key), at) {
-                    Ok(p) => {
-                        if (!q.scan_levels.is_empty() && !q.scan_levels.contains(&p.level))
-                            || (!q.scan_profile_types.is_empty()
-                                && !q.scan_profile_types.contains(&p.scan_profile_type))
-                        {
-                            return true;
+                if profiles.0 != Some(type_index) {
+                    match type_profiles(snap, types[type_index], at) {
+                        Ok(p) => profiles = (Some(type_index), p, 0),
+                        Err(e) => {
+                            failure = Some(e);
+                            return false;
                         }
-                        level = p.level;
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        return false;
                     }
                 }
+                let (_, list, cursor) = &mut profiles;
+                while list.get(*cursor).is_some_and(|p| p.key.as_str() < key) {
+                    *cursor += 1;
+                }
+                let (l, kind) = match list.get(*cursor) {
+                    Some(p) if p.key == key => (p.level, p.kind.as_str()),
+                    _ => (0, "empty"),
+                };
+                if (!q.scan_levels.is_empty() && !q.scan_levels.contains(&l))
+                    || (!q.scan_profile_types.is_empty() && !q.scan_profile_types.contains(kind))
+                {
+                    return true;
+                }
+                level = l;
             }
             if keep.as_ref().is_none_or(|w| w.contains(&count)) {
                 matches.push((level, key.to_owned()));
@@ -355,14 +367,25 @@ impl Graph {
             count += 1;
             true
         };
-        for t in &types {
-            let mut go_on = true;
-            snap.scan_type_keys(t, at, &mut |k| {
-                go_on = visit(k);
-                go_on
-            })?;
-            if !go_on {
-                break;
+        let indexed = snap.live_keys_indexed(&types, at, &mut |lists| {
+            'types: for (i, list) in lists.iter().enumerate() {
+                for k in list.iter() {
+                    if !visit(i, k) {
+                        break 'types;
+                    }
+                }
+            }
+        })?;
+        if !indexed {
+            for (i, t) in types.iter().enumerate() {
+                let mut go_on = true;
+                snap.scan_type_keys(t, at, &mut |k| {
+                    go_on = visit(i, k);
+                    go_on
+                })?;
+                if !go_on {
+                    break;
+                }
             }
         }
         match failure {
@@ -660,6 +683,43 @@ impl Graph {
 }
 
 /// The key at position `i` of sorted lists laid end to end (`i` is below their total length).
+/// A stored scan profile as a level filter needs it.
+struct TypeProfile {
+    /// The object's key.
+    key: String,
+    level: u8,
+    /// `declared` or `inherited`.
+    kind: String,
+}
+
+/// The stored profiles of one type's objects as of `at`, in key order: one scan of the profile
+/// keys that begin with the type's name.
+fn type_profiles(snap: &dyn Reader, type_name: &str, at: AsOf) -> Result<Vec<TypeProfile>> {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        scan_profile_type: String,
+        level: u8,
+    }
+    let prefix = crate::scan::profile_key(&Reference::from_trusted(type_name));
+    let mut out = Vec::new();
+    let mut failure = None;
+    snap.scan_type(&prefix, at, &mut |v| match crate::graph::decode::<Stored>(&v.key, &v.doc) {
+        Ok(p) => {
+            let key = v.key.strip_prefix("ScanProfile|").unwrap_or(&v.key).to_owned();
+            out.push(TypeProfile { key, level: p.level, kind: p.scan_profile_type });
+            true
+        }
+        Err(e) => {
+            failure = Some(e);
+            false
+        }
+    })?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
 fn nth_key<'a>(lists: &[KeyView<'a>], mut i: usize) -> &'a str {
     for list in lists {
         match list.get(i) {

@@ -317,3 +317,89 @@ fn pages_from_the_key_lists_equal_scanned_pages() {
     // The surface's eight, less the hostname, plus the second observation's ten ports.
     assert_eq!(graphs[0].list_objects(&queries[0], AsOf::now()).unwrap().count, 17);
 }
+
+/// Level and profile-type filters read each type's profiles in one scan merged with its keys;
+/// the answer must be the one a read of every object's own profile gives, now and at a past
+/// time when the levels were others, from a store with key lists and one without.
+#[test]
+fn level_filters_agree_with_each_objects_own_profile() {
+    use octo_store::{RedbStore, StoreOptions, Timestamp};
+    use std::sync::Arc;
+
+    let open = |dir: &tempfile::TempDir, key_index_bytes| {
+        let options = StoreOptions { cache_bytes: 8 << 20, key_index_bytes };
+        let store = RedbStore::open(&dir.path().join("g.redb"), &options).unwrap();
+        Graph::new(Arc::new(store), octo_model::Catalog::builtin())
+    };
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut moments = Vec::new();
+    for g in [open(&d1, 1 << 20), open(&d2, 0)] {
+        surface(&g);
+        declare(&g, ooi(json!({"object_type": "Hostname", "network": "Network|internet", "name": "b.example"})));
+        g.set_scan_profile(&r("IPAddressV4|internet|192.0.2.1"), Some(3), None, None).unwrap();
+        g.set_scan_profile(&r("Hostname|internet|b.example"), Some(1), None, None).unwrap();
+        let before = Timestamp::now();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        // The address drops to 1 and the hostname is declared at 4: different levels since.
+        g.set_scan_profile(&r("IPAddressV4|internet|192.0.2.1"), Some(1), None, None).unwrap();
+        g.set_scan_profile(&r("Hostname|internet|a.example"), Some(4), None, None).unwrap();
+        moments.push((g, before));
+    }
+    let kinds = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<String>>();
+    let queries = [
+        ListQuery { scan_levels: BTreeSet::from([1]), limit: 100, ..Default::default() },
+        ListQuery { scan_levels: BTreeSet::from([0]), limit: 100, ..Default::default() },
+        ListQuery { scan_levels: BTreeSet::from([3, 4]), limit: 100, ..Default::default() },
+        ListQuery { scan_levels: BTreeSet::from([1, 3]), types: vec!["IPPort".into()], ..Default::default() },
+        ListQuery { scan_profile_types: kinds(&["inherited"]), limit: 100, ..Default::default() },
+        ListQuery { scan_profile_types: kinds(&["empty", "declared"]), offset: 1, limit: 2, ..Default::default() },
+        ListQuery {
+            scan_levels: BTreeSet::from([1, 2, 3, 4]),
+            order_by: ListOrder::ScanLevel,
+            descending: true,
+            limit: 100,
+            ..Default::default()
+        },
+    ];
+    let every_type = ListQuery::default().types;
+    for (g, before) in &moments {
+        for at in [AsOf::now(), AsOf::valid(*before)] {
+            let everything = g.list_objects(&ListQuery { limit: 1000, ..Default::default() }, at).unwrap();
+            for q in &queries {
+                let page = g.list_objects(q, at).unwrap();
+                let wanted: Vec<&octo_model::Ooi> = everything
+                    .items
+                    .iter()
+                    .filter(|o| q.types == every_type || q.types.iter().any(|t| t == o.object_type()))
+                    .filter(|o| {
+                        let p = g.scan_profile(o.primary_key(), at).unwrap();
+                        (q.scan_levels.is_empty() || q.scan_levels.contains(&p.level))
+                            && (q.scan_profile_types.is_empty() || q.scan_profile_types.contains(&p.scan_profile_type))
+                    })
+                    .collect();
+                let mut want: Vec<(u8, String)> = wanted
+                    .iter()
+                    .map(|o| (o.scan_profile.as_ref().unwrap().level, o.primary_key().to_string()))
+                    .collect();
+                if q.order_by == ListOrder::ScanLevel {
+                    want.sort();
+                    if q.descending {
+                        want.reverse();
+                    }
+                }
+                let want: Vec<(u8, String)> = want.into_iter().skip(q.offset).take(q.limit).collect();
+                let got: Vec<(u8, String)> = page
+                    .items
+                    .iter()
+                    .map(|o| (o.scan_profile.as_ref().unwrap().level, o.primary_key().to_string()))
+                    .collect();
+                assert_eq!(page.count, wanted.len(), "{q:?} at {at:?}");
+                assert_eq!(got, want, "{q:?} at {at:?}");
+                assert!(
+                    page.count > 0 || q.scan_levels == BTreeSet::from([3, 4]),
+                    "a filter that keeps nothing: {q:?}"
+                );
+            }
+        }
+    }
+}

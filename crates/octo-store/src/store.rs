@@ -28,7 +28,8 @@ pub trait Reader {
 
     /// Every live key of one concrete type (keys starting with `type_name|`), in key order, as of
     /// `at`. `visit` returns `false` to stop early. Callers expand abstract types to their
-    /// concrete types (the catalogue knows them) and scan each.
+    /// concrete types (the catalogue knows them) and scan each. `type_name` may itself hold
+    /// `|`: `ScanProfile|IPPort` scans the profiles of ports.
     fn scan_type(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()>;
 
     /// The live versions that reference `target` as of `at` ("who references X"); with

@@ -242,8 +242,15 @@ pub fn run(
     engine.reset_run_stats();
     // One new port on an address, observed the way a scanner's normalizer would save it.
     // Each run on a reused store observes ports no earlier run did: the first free block.
+    // The `s`th sample of block `k`: an address no earlier block observed either (whose pages
+    // it would have left cached), and a port no earlier block used.
+    let sample = |k: u32, s: usize| {
+        let n = u64::from(k) * samples as u64 + s as u64;
+        ((n * 7919 % u64::from(ips.max(1))) as u32, 9000 + n as u32)
+    };
     let free_block = |k: u32| -> anyhow::Result<bool> {
-        let first = format!("IPPort|internet|{}|tcp|{}", address(0), 9000 + k * samples as u32);
+        let (i, port) = sample(k, 0);
+        let first = format!("IPPort|internet|{}|tcp|{port}", address(i));
         match graph.get(&Reference::from_trusted(first), at) {
             Ok(_) => Ok(false),
             Err(octo_graph::GraphError::NotFound(_)) => Ok(true),
@@ -257,10 +264,10 @@ pub fn run(
     let mut latencies = Vec::with_capacity(samples);
     let mut derived = 0usize;
     for s in 0..samples {
-        let i = (s as u64 * 7919 % u64::from(ips.max(1))) as u32;
+        let (i, port) = sample(block, s);
         let source = format!("IPAddressV4|internet|{}", address(i));
         let port = catalog.ooi_from_json(&json!({"object_type": "IPPort", "address": source, "protocol": "tcp",
-            "port": 9000 + block * samples as u32 + s as u32}))?;
+            "port": port}))?;
         let t = Instant::now();
         let outcome = graph.save_observation(Observation {
             // Its own origin: reusing an earlier run's would replace (and collect) its port.
