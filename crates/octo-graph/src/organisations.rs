@@ -129,11 +129,10 @@ impl Organisations {
         Ok(names)
     }
 
-    /// The size of an organisation's store file, in bytes.
+    /// The size of an organisation's store on disk, in bytes: its file and its commit journal.
     pub fn store_bytes(&self, name: &str) -> Result<u64> {
         validate_name(name)?;
-        std::fs::metadata(self.store_path(name))
-            .map(|m| m.len())
+        octo_store::RedbStore::disk_bytes(&self.store_path(name))
             .map_err(|e| GraphError::NotFound(format!("organisation '{name}': {e}")))
     }
 

@@ -94,7 +94,11 @@ impl Metrics {
             changes.clone(),
         );
         let store_bytes = Family::<OrganisationLabels, Gauge<i64, AtomicI64>>::default();
-        registry.register("octograph_store_bytes", "Size of each organisation's store file", store_bytes.clone());
+        registry.register(
+            "octograph_store_bytes",
+            "Size of each organisation's store on disk (its file and its commit journal)",
+            store_bytes.clone(),
+        );
         let index_bytes = Family::<OrganisationLabels, Gauge<i64, AtomicI64>>::default();
         registry.register(
             "octograph_key_index_bytes",

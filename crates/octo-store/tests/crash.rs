@@ -124,13 +124,18 @@ fn a_clean_close_empties_the_journal_and_a_new_store_ignores_a_stray_one() {
         tx.put(&format!("K|{i}"), b"{}", &[], ValidTime::now()).unwrap();
         tx.commit().unwrap();
     }
-    assert!(std::fs::metadata(&journal).unwrap().len() > 0, "quick commits go through the journal");
+    let journalled = std::fs::metadata(&journal).unwrap().len();
+    assert!(journalled > 0, "quick commits go through the journal");
+    let file = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(RedbStore::disk_bytes(&path).unwrap(), file + journalled, "sizes count the journal too");
     let kept = std::fs::read(&journal).unwrap();
     drop(store);
     assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
     let store = RedbStore::open(&path, &StoreOptions::default()).unwrap();
     assert_eq!(store.snapshot().unwrap().last_tx().unwrap().unwrap().tx_id, 3);
     drop(store);
+    std::fs::remove_file(&journal).unwrap();
+    assert_eq!(RedbStore::disk_bytes(&path).unwrap(), std::fs::metadata(&path).unwrap().len(), "no journal: the file");
 
     std::fs::remove_file(&path).unwrap();
     std::fs::write(&journal, kept).unwrap();
