@@ -314,7 +314,8 @@ impl Graph {
     /// the query needs them) in key order: all of them, or only those whose position falls in
     /// `keep`. Keys come from the key lists when they answer for `at`, else from a scan; levels
     /// from one scan of each listed type's profiles, merged with its keys (both are in key
-    /// order), instead of a point read per key.
+    /// order), instead of a point read per key. A type's profiles are read before its keys are
+    /// asked for, so that other lists need not wait on the store while the key lists are held.
     fn matching_keys(
         &self,
         snap: &dyn Reader,
@@ -323,37 +324,17 @@ impl Graph {
         keep: Option<std::ops::Range<usize>>,
     ) -> Result<(usize, Vec<(u8, String)>)> {
         let types = self.listed_types(q)?;
-        let types: Vec<&str> = types.iter().map(String::as_str).collect();
         let needle = q.search.as_ref().map(|s| s.to_lowercase());
         let need_profile = q.needs_profiles();
         let mut matches: Vec<(u8, String)> = Vec::new();
         let mut count = 0usize;
-        let mut failure = None;
-        // The profiles of the type being visited, and how far its keys have got through them.
-        let mut profiles: (Option<usize>, Vec<TypeProfile>, usize) = (None, Vec::new(), 0);
-        let mut visit = |type_index: usize, key: &str| {
+        let mut visit = |profiles: &mut ProfileCursor, key: &str| {
             if needle.as_ref().is_some_and(|n| !contains_ignoring_case(key, n)) {
                 return true;
             }
             let mut level = 0;
             if need_profile {
-                if profiles.0 != Some(type_index) {
-                    match type_profiles(snap, types[type_index], at) {
-                        Ok(p) => profiles = (Some(type_index), p, 0),
-                        Err(e) => {
-                            failure = Some(e);
-                            return false;
-                        }
-                    }
-                }
-                let (_, list, cursor) = &mut profiles;
-                while list.get(*cursor).is_some_and(|p| p.key.as_str() < key) {
-                    *cursor += 1;
-                }
-                let (l, kind) = match list.get(*cursor) {
-                    Some(p) if p.key == key => (p.level, p.kind.as_str()),
-                    _ => (0, "empty"),
-                };
+                let (l, kind) = profiles.find(key);
                 if (!q.scan_levels.is_empty() && !q.scan_levels.contains(&l))
                     || (!q.scan_profile_types.is_empty() && !q.scan_profile_types.contains(kind))
                 {
@@ -367,31 +348,26 @@ impl Graph {
             count += 1;
             true
         };
-        let indexed = snap.live_keys_indexed(&types, at, &mut |lists| {
-            'types: for (i, list) in lists.iter().enumerate() {
-                for k in list.iter() {
-                    if !visit(i, k) {
-                        break 'types;
-                    }
-                }
+        for t in &types {
+            let mut profiles = ProfileCursor::default();
+            if need_profile {
+                profiles.list = type_profiles(snap, t, at)?;
             }
-        })?;
-        if !indexed {
-            for (i, t) in types.iter().enumerate() {
-                let mut go_on = true;
+            let mut go_on = true;
+            let indexed = snap.live_keys_indexed(&[t.as_str()], at, &mut |lists| {
+                go_on = lists.iter().flat_map(|l| l.iter()).all(|k| visit(&mut profiles, k));
+            })?;
+            if !indexed {
                 snap.scan_type_keys(t, at, &mut |k| {
-                    go_on = visit(i, k);
+                    go_on = visit(&mut profiles, k);
                     go_on
                 })?;
-                if !go_on {
-                    break;
-                }
+            }
+            if !go_on {
+                break;
             }
         }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok((count, matches)),
-        }
+        Ok((count, matches))
     }
 
     /// The objects around `reference` to `depth` steps, both directions. Relations are walked
@@ -682,7 +658,6 @@ impl Graph {
     }
 }
 
-/// The key at position `i` of sorted lists laid end to end (`i` is below their total length).
 /// A stored scan profile as a level filter needs it.
 struct TypeProfile {
     /// The object's key.
@@ -720,6 +695,28 @@ fn type_profiles(snap: &dyn Reader, type_name: &str, at: AsOf) -> Result<Vec<Typ
     }
 }
 
+/// One type's stored profiles in key order, and how far a walk of its keys in the same order
+/// has got through them.
+#[derive(Default)]
+struct ProfileCursor {
+    list: Vec<TypeProfile>,
+    next: usize,
+}
+
+impl ProfileCursor {
+    /// The level and profile type of `key`, which comes after every key asked before it.
+    fn find(&mut self, key: &str) -> (u8, &str) {
+        while self.list.get(self.next).is_some_and(|p| p.key.as_str() < key) {
+            self.next += 1;
+        }
+        match self.list.get(self.next) {
+            Some(p) if p.key == key => (p.level, p.kind.as_str()),
+            _ => (0, "empty"),
+        }
+    }
+}
+
+/// The key at position `i` of sorted lists laid end to end (`i` is below their total length).
 fn nth_key<'a>(lists: &[KeyView<'a>], mut i: usize) -> &'a str {
     for list in lists {
         match list.get(i) {
