@@ -676,23 +676,11 @@ fn type_profiles(snap: &dyn Reader, type_name: &str, at: AsOf) -> Result<Vec<Typ
         level: u8,
     }
     let prefix = crate::scan::profile_key(&Reference::from_trusted(type_name));
-    let mut out = Vec::new();
-    let mut failure = None;
-    snap.scan_type(&prefix, at, &mut |v| match crate::graph::decode::<Stored>(&v.key, &v.doc) {
-        Ok(p) => {
-            let key = v.key.strip_prefix("ScanProfile|").unwrap_or(&v.key).to_owned();
-            out.push(TypeProfile { key, level: p.level, kind: p.scan_profile_type });
-            true
-        }
-        Err(e) => {
-            failure = Some(e);
-            false
-        }
-    })?;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
+    collect_type(snap, &prefix, at, |key, doc| {
+        let p: Stored = crate::graph::decode(key, doc)?;
+        let key = key.strip_prefix("ScanProfile|").unwrap_or(key).to_owned();
+        Ok(TypeProfile { key, level: p.level, kind: p.scan_profile_type })
+    })
 }
 
 /// One type's stored profiles in key order, and how far a walk of its keys in the same order

@@ -222,21 +222,23 @@ fn findings_by_severity_muted_and_counted() {
     assert_eq!(high.count, 1);
 }
 
+/// A graph in `dir` whose store keeps key lists (1 MiB of them) or keeps none, so that the
+/// two ways of answering a list can be compared.
+fn with_key_lists(dir: &tempfile::TempDir, keep: bool) -> Graph {
+    let options = octo_store::StoreOptions { cache_bytes: 8 << 20, key_index_bytes: if keep { 1 << 20 } else { 0 } };
+    let store = octo_store::RedbStore::open(&dir.path().join("g.redb"), &options).unwrap();
+    Graph::new(std::sync::Arc::new(store), octo_model::Catalog::builtin())
+}
+
 /// Pages of the current state come from the store's in-memory key lists; a graph whose store
 /// keeps none scans. Both must give the same pages and counts after every kind of write.
 #[test]
 fn pages_from_the_key_lists_equal_scanned_pages() {
     use octo_graph::Declaration;
-    use octo_store::{RedbStore, StoreOptions, Timestamp};
-    use std::sync::Arc;
+    use octo_store::Timestamp;
 
-    let open = |dir: &tempfile::TempDir, key_index_bytes| {
-        let options = StoreOptions { cache_bytes: 8 << 20, key_index_bytes };
-        let store = RedbStore::open(&dir.path().join("g.redb"), &options).unwrap();
-        Graph::new(Arc::new(store), octo_model::Catalog::builtin())
-    };
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let graphs = [open(&d1, 1 << 20), open(&d2, 0)];
+    let graphs = [with_key_lists(&d1, true), with_key_lists(&d2, false)];
     let port = |p: u32| {
         ooi(json!({"object_type": "IPPort", "address": "IPAddressV4|internet|192.0.2.1", "protocol": "tcp", "port": p}))
     };
@@ -323,17 +325,11 @@ fn pages_from_the_key_lists_equal_scanned_pages() {
 /// time when the levels were others, from a store with key lists and one without.
 #[test]
 fn level_filters_agree_with_each_objects_own_profile() {
-    use octo_store::{RedbStore, StoreOptions, Timestamp};
-    use std::sync::Arc;
+    use octo_store::Timestamp;
 
-    let open = |dir: &tempfile::TempDir, key_index_bytes| {
-        let options = StoreOptions { cache_bytes: 8 << 20, key_index_bytes };
-        let store = RedbStore::open(&dir.path().join("g.redb"), &options).unwrap();
-        Graph::new(Arc::new(store), octo_model::Catalog::builtin())
-    };
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut moments = Vec::new();
-    for g in [open(&d1, 1 << 20), open(&d2, 0)] {
+    for g in [with_key_lists(&d1, true), with_key_lists(&d2, false)] {
         surface(&g);
         declare(&g, ooi(json!({"object_type": "Hostname", "network": "Network|internet", "name": "b.example"})));
         g.set_scan_profile(&r("IPAddressV4|internet|192.0.2.1"), Some(3), None, None).unwrap();
