@@ -5,7 +5,9 @@
 //! a scan-level change that reaches 100k objects, and a page of the objects at levels 1–4.
 //!
 //! `cargo bench -p octo-graph --bench graph`; `GRAPH_BENCH_ADDRESSES=N` loads N addresses
-//! instead of 200k (a smaller graph for profiling; the figures quoted are at the default).
+//! instead of 200k (a smaller graph for profiling; the figures quoted are at the default), and
+//! `GRAPH_BENCH_CURRENT_CACHE_MB=N` sizes the store's cache of current answers (0 turns it off;
+//! default as in a server).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -120,7 +122,11 @@ fn load(g: &Graph, c: &Catalog) {
 
 fn bench(cr: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let store = RedbStore::open(&dir.path().join("graph.redb"), &StoreOptions::default()).unwrap();
+    let mut options = StoreOptions::default();
+    if let Some(mb) = std::env::var("GRAPH_BENCH_CURRENT_CACHE_MB").ok().and_then(|v| v.parse::<usize>().ok()) {
+        options.current_cache_bytes = mb << 20;
+    }
+    let store = RedbStore::open(&dir.path().join("graph.redb"), &options).unwrap();
     let c = Catalog::builtin();
     let g = Graph::new(Arc::new(store), c.clone());
     load(&g, &c);

@@ -142,6 +142,13 @@ impl Organisations {
         open.get(name).map(|g| g.store().index_bytes())
     }
 
+    /// Memory the organisation's store holds in its cache of current answers, if its graph is
+    /// open.
+    pub fn cache_bytes(&self, name: &str) -> Option<u64> {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.get(name).map(|g| g.store().cache_bytes())
+    }
+
     /// Whether an organisation exists.
     pub fn exists(&self, name: &str) -> bool {
         validate_name(name).is_ok() && self.dir(name).is_dir()

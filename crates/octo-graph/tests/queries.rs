@@ -225,7 +225,11 @@ fn findings_by_severity_muted_and_counted() {
 /// A graph in `dir` whose store keeps key lists (1 MiB of them) or keeps none, so that the
 /// two ways of answering a list can be compared.
 fn with_key_lists(dir: &tempfile::TempDir, keep: bool) -> Graph {
-    let options = octo_store::StoreOptions { cache_bytes: 8 << 20, key_index_bytes: if keep { 1 << 20 } else { 0 } };
+    let options = octo_store::StoreOptions {
+        cache_bytes: 8 << 20,
+        key_index_bytes: if keep { 1 << 20 } else { 0 },
+        current_cache_bytes: if keep { 1 << 20 } else { 0 },
+    };
     let store = octo_store::RedbStore::open(&dir.path().join("g.redb"), &options).unwrap();
     Graph::new(std::sync::Arc::new(store), octo_model::Catalog::builtin())
 }

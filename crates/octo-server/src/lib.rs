@@ -375,6 +375,9 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
             if let Some(bytes) = shared.organisations.index_bytes(&org) {
                 shared.metrics.set_index_bytes(&org, bytes);
             }
+            if let Some(bytes) = shared.organisations.cache_bytes(&org) {
+                shared.metrics.set_cache_bytes(&org, bytes);
+            }
         }
         if let Some(engine) = &shared.engine {
             shared.metrics.set_bit_stats(&engine.run_stats());

@@ -61,6 +61,7 @@ pub struct Metrics {
     changes: Family<ChangeLabels, Counter>,
     store_bytes: Family<OrganisationLabels, Gauge<i64, AtomicI64>>,
     index_bytes: Family<OrganisationLabels, Gauge<i64, AtomicI64>>,
+    cache_bytes: Family<OrganisationLabels, Gauge<i64, AtomicI64>>,
     bit_runs: Family<BitLabels, Gauge<i64, AtomicI64>>,
     bit_seconds: Family<BitLabels, Gauge<f64, AtomicU64>>,
     syslog_lines: Family<TransportLabels, IntGauge>,
@@ -105,6 +106,12 @@ impl Metrics {
             "Memory of each open organisation's key index (live keys by type)",
             index_bytes.clone(),
         );
+        let cache_bytes = Family::<OrganisationLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "octograph_current_cache_bytes",
+            "Memory of each open organisation's cache of current answers (recently read keys)",
+            cache_bytes.clone(),
+        );
         let bit_runs = Family::<BitLabels, Gauge<i64, AtomicI64>>::default();
         registry.register("octograph_bit_runs", "Runs of each bit since start", bit_runs.clone());
         let bit_seconds = Family::<BitLabels, Gauge<f64, AtomicU64>>::default();
@@ -136,6 +143,7 @@ impl Metrics {
             changes,
             store_bytes,
             index_bytes,
+            cache_bytes,
             bit_runs,
             bit_seconds,
             syslog_lines,
@@ -174,6 +182,12 @@ impl Metrics {
     pub fn set_index_bytes(&self, organisation: &str, bytes: u64) {
         let labels = OrganisationLabels { organisation: organisation.into() };
         self.index_bytes.get_or_create(&labels).set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Sets an organisation's current-answer cache gauge (read when metrics are scraped).
+    pub fn set_cache_bytes(&self, organisation: &str, bytes: u64) {
+        let labels = OrganisationLabels { organisation: organisation.into() };
+        self.cache_bytes.get_or_create(&labels).set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Sets the bit counters from the engine's own (read when metrics are scraped).

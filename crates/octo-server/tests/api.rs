@@ -393,6 +393,7 @@ async fn metrics_and_openapi() {
     s.get("/acme/object?reference=bad").await;
     declare(&s, "acme", network()).await;
     s.get("/acme/objects").await;
+    assert_eq!(s.get("/acme/object?reference=Network%7Cinternet").await.0, 200);
     let (st, text) = s.get("/metrics").await;
     assert_eq!(st, 200);
     let text = text.as_str().unwrap().to_owned();
@@ -411,6 +412,13 @@ async fn metrics_and_openapi() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no key index gauge in {text}"));
     assert!(index_bytes > 0, "{text}");
+    // And the object read above is held in the cache of current answers.
+    let cache_bytes: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"octograph_current_cache_bytes{organisation="acme"} "#))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no current cache gauge in {text}"));
+    assert!(cache_bytes > 0, "{text}");
     assert!(text.contains("octograph_bit_runs"), "{text}");
 
     let (st, api) = s.get("/openapi.json").await;

@@ -34,6 +34,7 @@ mod codec;
 pub mod layout {
     pub use crate::codec::{encode_key, prefix_end, ref_key, split_times, version_key};
 }
+mod current_cache;
 pub mod error;
 pub mod event;
 mod journal;

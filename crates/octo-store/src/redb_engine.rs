@@ -3,7 +3,7 @@
 //! commit journal (see [`crate::journal`]) between redb's own durable commits.
 //! Pages are read through a bounded cache, so stores larger than RAM work.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use crate::codec::{
     decode_key, decode_key_into, encode_key, encode_record, prefix_end, ref_key, split_times, version_key, Record,
     RECORD_FORMAT,
 };
+use crate::current_cache::CurrentCache;
 use crate::error::{Result, StoreError};
 use crate::event::{Event, EventId, EventPosition};
 use crate::journal::{Journal, RecordBuf, Table as JournalTable};
@@ -49,11 +50,15 @@ pub struct StoreOptions {
     /// the current state without a scan (about 16 bytes plus the key, per key); types that do
     /// not fit are scanned. 0 turns the lists off.
     pub key_index_bytes: usize,
+    /// Memory for the current answers of recently read keys and referrer lists (decoded
+    /// versions, beside the page cache), which serve repeated reads of the current state without
+    /// a B-tree descent. 0 turns it off.
+    pub current_cache_bytes: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { cache_bytes: 1 << 30, key_index_bytes: 256 << 20 }
+        StoreOptions { cache_bytes: 1 << 30, key_index_bytes: 256 << 20, current_cache_bytes: 1 << 30 }
     }
 }
 
@@ -71,6 +76,7 @@ struct Engine {
     db: Database,
     journal: Mutex<Journal>,
     keys: KeyIndex,
+    current: CurrentCache,
 }
 
 impl std::ops::Deref for Engine {
@@ -141,13 +147,19 @@ impl RedbStore {
         replay(&db, durable_last, &records)?;
         journal.reset()?;
         record_max_valid(&db)?;
-        let last_event = {
+        let (last_event, last_tx) = {
             let read = db.begin_read().map_err(StoreError::engine)?;
-            read_last_event(&read.open_table(META).map_err(StoreError::engine)?)?
+            let meta = read.open_table(META).map_err(StoreError::engine)?;
+            (read_last_event(&meta)?, read_last_tx(&meta)?.map_or(0, |r| r.tx_id))
         };
         let events = Arc::new(EventSignal { last: Mutex::new(last_event), moved: Condvar::new() });
         let repaired = repaired.load(std::sync::atomic::Ordering::Relaxed);
-        let engine = Engine { db, journal: Mutex::new(journal), keys: KeyIndex::new(options.key_index_bytes) };
+        let engine = Engine {
+            db,
+            journal: Mutex::new(journal),
+            keys: KeyIndex::new(options.key_index_bytes),
+            current: CurrentCache::new(options.current_cache_bytes, last_tx),
+        };
         Ok(RedbStore { db: Arc::new(engine), events, repaired })
     }
 
@@ -182,6 +194,7 @@ impl Store for RedbStore {
             events: txn.open_table(EVENTS).map_err(StoreError::engine)?,
             _txn: txn,
             engine: self.db.clone(),
+            position: OnceCell::new(),
         }))
     }
 
@@ -246,6 +259,10 @@ impl Store for RedbStore {
         self.db.keys.bytes()
     }
 
+    fn cache_bytes(&self) -> u64 {
+        self.db.current.bytes()
+    }
+
     fn wait_for_events(&self, after: Option<EventId>, timeout: Duration) -> Option<EventId> {
         let deadline = Instant::now() + timeout;
         let mut last = self.events.last.lock().unwrap_or_else(|p| p.into_inner());
@@ -270,6 +287,45 @@ struct RedbSnapshot {
     events: ReadOnlyTable<(u64, u64), (u64, &'static [u8])>,
     _txn: ReadTransaction,
     engine: Arc<Engine>,
+    /// Its last transaction, read on first use.
+    position: OnceCell<Position>,
+}
+
+/// Where a snapshot stands: what decides whether a read of it is of the current state.
+#[derive(Clone, Copy)]
+struct Position {
+    /// Its last transaction (0 for an empty store) and that transaction's time.
+    tx: Option<TxReceipt>,
+    /// The greatest valid time written by then.
+    max_valid: Option<Timestamp>,
+}
+
+impl RedbSnapshot {
+    fn position(&self) -> Result<Position> {
+        if let Some(p) = self.position.get() {
+            return Ok(*p);
+        }
+        let p = Position { tx: read_last_tx(&self.meta)?, max_valid: read_max_valid(&self.meta)? };
+        Ok(*self.position.get_or_init(|| p))
+    }
+
+    /// The snapshot's transaction id when a read `at` is of the current state, whose answers
+    /// the current-state cache holds: as known now (or at a time at or after the last
+    /// transaction), at a valid time at or after every valid time written.
+    fn current_tx(&self, at: AsOf) -> Result<Option<u64>> {
+        let p = self.position()?;
+        let tx_id = p.tx.map_or(0, |r| r.tx_id);
+        let now = match (at.tx_time, p.tx) {
+            (Some(t), Some(r)) => t >= r.tx_time,
+            _ => true,
+        };
+        Ok((now && p.max_valid.is_none_or(|m| at.valid_time >= m)).then_some(tx_id))
+    }
+
+    /// The snapshot's transaction id; referrer lists do not depend on the time asked.
+    fn tx_id(&self) -> Result<u64> {
+        Ok(self.position()?.tx.map_or(0, |r| r.tx_id))
+    }
 }
 
 /// A snapshot's final state, for the key index.
@@ -297,13 +353,48 @@ impl FinalState for SnapshotState<'_> {
 
 impl Reader for RedbSnapshot {
     fn get(&self, key: &str, at: AsOf) -> Result<Option<Version>> {
-        get(&self.versions, key, at)
+        let Some(tx) = self.current_tx(at)? else { return get(&self.versions, key, at) };
+        let cache = &self.engine.current;
+        if let Some(hit) = cache.version(key, tx) {
+            return Ok(hit);
+        }
+        let found = get(&self.versions, key, at)?;
+        cache.keep_version(key, tx, &found);
+        Ok(found)
     }
     fn get_many(&self, keys: &[&str], at: AsOf) -> Result<Vec<Option<Version>>> {
-        get_many(&self.versions, keys, at)
+        let Some(tx) = self.current_tx(at)? else { return get_many(&self.versions, keys, at) };
+        let cache = &self.engine.current;
+        let mut out: Vec<Option<Option<Version>>> = keys.iter().map(|k| cache.version(k, tx)).collect();
+        let missing: Vec<&str> = keys.iter().zip(&out).filter(|(_, o)| o.is_none()).map(|(k, _)| *k).collect();
+        if !missing.is_empty() {
+            let mut read = get_many(&self.versions, &missing, at)?.into_iter();
+            for (key, slot) in keys.iter().zip(out.iter_mut()) {
+                if slot.is_none() {
+                    let found = read.next().unwrap_or(None);
+                    cache.keep_version(key, tx, &found);
+                    *slot = Some(found);
+                }
+            }
+        }
+        Ok(out.into_iter().map(Option::flatten).collect())
     }
     fn referrer_keys_many(&self, targets: &[&str]) -> Result<Vec<Vec<String>>> {
-        referrer_keys_many(&self.refs, targets)
+        let tx = self.tx_id()?;
+        let cache = &self.engine.current;
+        let mut out: Vec<Option<Vec<String>>> = targets.iter().map(|t| cache.referrers(t, tx)).collect();
+        let missing: Vec<&str> = targets.iter().zip(&out).filter(|(_, o)| o.is_none()).map(|(t, _)| *t).collect();
+        if !missing.is_empty() {
+            let mut read = referrer_keys_many(&self.refs, &missing)?.into_iter();
+            for (target, slot) in targets.iter().zip(out.iter_mut()) {
+                if slot.is_none() {
+                    let found = read.next().unwrap_or_default();
+                    cache.keep_referrers(target, tx, &found);
+                    *slot = Some(found);
+                }
+            }
+        }
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
     fn scan_type(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()> {
         scan_type(&self.versions, type_name, at, visit)
@@ -321,7 +412,13 @@ impl Reader for RedbSnapshot {
         scan_versions(&self.versions, visit)
     }
     fn referrer_keys(&self, target: &str) -> Result<Vec<String>> {
-        referrer_keys(&self.refs, target)
+        let tx = self.tx_id()?;
+        if let Some(hit) = self.engine.current.referrers(target, tx) {
+            return Ok(hit);
+        }
+        let found = referrer_keys(&self.refs, target)?;
+        self.engine.current.keep_referrers(target, tx, &found);
+        Ok(found)
     }
     fn last_tx(&self) -> Result<Option<TxReceipt>> {
         read_last_tx(&self.meta)
@@ -365,6 +462,10 @@ struct Pending {
     journal: RecordBuf,
     /// The keys written so far, for the key index.
     touched: Touched,
+    /// The keys handed to the tables so far and the targets of the references added, for the
+    /// cache of current answers.
+    written: Vec<String>,
+    ref_targets: Vec<String>,
     /// The greatest valid time written so far.
     max_valid: Option<Timestamp>,
 }
@@ -410,6 +511,7 @@ impl RedbTransaction {
         pending.versions.sort_by(|a, b| a.0.cmp(&b.0));
         pending.refs.sort_unstable();
         pending.refs.dedup();
+        let caching = self.engine.current.is_on();
         let txn = self.txn();
         {
             let mut versions = txn.open_table(VERSIONS).map_err(StoreError::engine)?;
@@ -418,6 +520,9 @@ impl RedbTransaction {
                 pending.journal.insert(JournalTable::Versions, &k, &v);
                 let (valid, _) = split_times(&k)?;
                 pending.touched.push(&k[..k.len() - 16], valid, Record::is_live(&v)?);
+                if caching {
+                    pending.written.push(decode_key(&k)?.0);
+                }
             }
         }
         if !pending.events.is_empty() {
@@ -438,6 +543,9 @@ impl RedbTransaction {
                 if !present {
                     refs.insert(k.as_slice(), ()).map_err(StoreError::engine)?;
                     pending.journal.insert(JournalTable::Refs, &k, &[]);
+                    if caching {
+                        pending.ref_targets.push(decode_key(&k)?.0);
+                    }
                 }
             }
         }
@@ -630,7 +738,13 @@ impl Transaction for RedbTransaction {
             txn.set_durability(redb::Durability::None).map_err(|e| StoreError::Invalid(e.to_string()))?;
             Some(journal.append(receipt.tx_id, record)?)
         };
-        // Before the commit is visible, so no snapshot can see it before the index knows of it.
+        // Before the commit is visible, so no snapshot can see it before the index knows of it,
+        // nor be given an answer it changed.
+        self.engine.current.record(
+            receipt.tx_id,
+            pending.written.iter().map(String::as_str),
+            pending.ref_targets.iter().map(String::as_str),
+        );
         let mut touched = std::mem::take(&mut pending.touched);
         touched.settled_from = self.max_valid;
         self.engine.keys.record(receipt.tx_id, touched);

@@ -153,6 +153,12 @@ pub trait Store: Send + Sync {
         0
     }
 
+    /// Memory held by the cache of current answers (recently read keys and referrer lists),
+    /// for the same operators.
+    fn cache_bytes(&self) -> u64 {
+        0
+    }
+
     /// Blocks until an event after `after` is committed (`None`: any event), or `timeout`
     /// passes; returns the last event id then held. Consumers wait here instead of polling.
     fn wait_for_events(&self, after: Option<EventId>, timeout: Duration) -> Option<EventId>;

@@ -119,6 +119,9 @@ pub enum BenchCommand {
         write_connections: usize,
         #[arg(long, default_value_t = 1024)]
         cache_mb: usize,
+        /// Memory of the store's cache of current answers, in MiB (0 turns it off).
+        #[arg(long, default_value_t = 1024)]
+        current_cache_mb: usize,
     },
     /// Load N versions in transactions of 10k into a fresh store and report puts/s, file size
     /// and a read check; run under `/usr/bin/time -v` for peak memory.
@@ -182,6 +185,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             read_connections,
             write_connections,
             cache_mb,
+            current_cache_mb,
         } => crate::bench_server::run(
             hostnames,
             ports_per_address,
@@ -191,6 +195,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             read_connections,
             write_connections,
             cache_mb,
+            current_cache_mb,
         ),
         BenchCommand::Bits { hostnames, ports_per_address, samples, no_recalculate, without_bits, dir, cache_mb } => {
             crate::bench_bits::run(hostnames, ports_per_address, samples, !no_recalculate, !without_bits, dir, cache_mb)

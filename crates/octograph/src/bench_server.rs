@@ -27,19 +27,14 @@ pub(crate) fn open_or_load(
     dir: &std::path::Path,
     hostnames: u32,
     ports_per_address: u32,
-    cache_mb: usize,
+    options: StoreOptions,
 ) -> anyhow::Result<(Organisations, Arc<BitEngine>, usize)> {
     let catalog = Catalog::builtin();
     let bits = builtin::all();
     let every =
         BitSwitches { enabled: bits.iter().map(|b| b.definition().id.clone()).collect(), disabled: Default::default() };
     let engine = Arc::new(BitEngine::new(catalog.clone(), bits, every)?);
-    let orgs = Organisations::open(
-        dir,
-        catalog.clone(),
-        StoreOptions { cache_bytes: cache_mb << 20, ..StoreOptions::default() },
-    )?
-    .with_inferrer(engine.clone());
+    let orgs = Organisations::open(dir, catalog.clone(), options)?.with_inferrer(engine.clone());
     let graph = if orgs.exists(ORG) {
         eprintln!("reusing the graph in {}", dir.display());
         orgs.get(ORG)?
@@ -282,10 +277,16 @@ pub fn run(
     read_connections: usize,
     write_connections: usize,
     cache_mb: usize,
+    current_cache_mb: usize,
 ) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
-    let (orgs, engine, objects) = open_or_load(&dir, hostnames, ports_per_address, cache_mb)?;
+    let options = StoreOptions {
+        cache_bytes: cache_mb << 20,
+        current_cache_bytes: current_cache_mb << 20,
+        ..StoreOptions::default()
+    };
+    let (orgs, engine, objects) = open_or_load(&dir, hostnames, ports_per_address, options)?;
 
     let last = orgs.get(ORG)?.store().snapshot()?.event_bounds()?.map(|(_, last)| last);
     let served = Served::start(orgs, engine, &dir, None)?;
@@ -376,7 +377,7 @@ pub fn run(
     println!(
         "{}",
         json!({"objects": objects, "hostnames": hostnames, "duration_seconds": duration_secs,
-            "warmup_seconds": warmup_secs, "cache_mb": cache_mb,
+            "warmup_seconds": warmup_secs, "cache_mb": cache_mb, "current_cache_mb": current_cache_mb,
             "read_connections": read_connections, "write_connections": write_connections, "results": results})
     );
     Ok(())

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use octo_store::StoreOptions;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -50,7 +51,8 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
-    let (orgs, engine, objects) = open_or_load(&dir, hostnames, 5, cache_mb)?;
+    let (orgs, engine, objects) =
+        open_or_load(&dir, hostnames, 5, StoreOptions { cache_bytes: cache_mb << 20, ..StoreOptions::default() })?;
     let events = orgs.get(ORG)?.store().snapshot()?.event_bounds()?;
     let served = Served::start(orgs, engine, &dir, redis.as_deref())?;
     let forwarded = served.await_bus(events.map(|(_, last)| last))?;
@@ -132,7 +134,8 @@ pub fn fanout(
     use std::time::Duration;
 
     let tmp = tempfile::tempdir()?;
-    let (orgs, engine, objects) = open_or_load(tmp.path(), 200, 5, cache_mb)?;
+    let (orgs, engine, objects) =
+        open_or_load(tmp.path(), 200, 5, StoreOptions { cache_bytes: cache_mb << 20, ..StoreOptions::default() })?;
     let graph = orgs.get(ORG)?;
     let rss_before = rss_mib();
     let last = graph.store().snapshot()?.event_bounds()?.map(|(_, last)| last);

@@ -19,6 +19,9 @@ pub struct FileConfig {
     /// Memory of each store's lists of live keys by type (pages and counts of the current
     /// state), in MiB; 0 turns them off.
     pub key_index_mb: Option<usize>,
+    /// Memory of each store's cache of current answers (recently read objects and referrer
+    /// lists), in MiB; 0 turns it off.
+    pub current_cache_mb: Option<usize>,
     /// Which bits run by default, and where user rule files live.
     #[serde(default)]
     pub bits: BitsConfig,
@@ -86,6 +89,7 @@ pub struct Config {
     pub schema_dir: Option<PathBuf>,
     pub cache_mb: usize,
     pub key_index_mb: usize,
+    pub current_cache_mb: usize,
     pub bits: BitsConfig,
     pub server: octo_server::ServerConfig,
     pub logs: octo_logs::LogsConfig,
@@ -98,7 +102,11 @@ pub struct Config {
 impl Config {
     /// The embedded stores' tuning (the sizes were checked to fit when the config was read).
     pub fn store_options(&self) -> StoreOptions {
-        StoreOptions { cache_bytes: self.cache_mb << 20, key_index_bytes: self.key_index_mb << 20 }
+        StoreOptions {
+            cache_bytes: self.cache_mb << 20,
+            key_index_bytes: self.key_index_mb << 20,
+            current_cache_bytes: self.current_cache_mb << 20,
+        }
     }
 
     /// Where the log pipeline keeps its devices and raw store (a name no organisation can have).
@@ -124,7 +132,11 @@ impl Config {
             None if Path::new(DEFAULT_CONFIG_FILE).exists() => read(Path::new(DEFAULT_CONFIG_FILE))?,
             None => FileConfig::default(),
         };
-        for (name, mb) in [("cache_mb", file.cache_mb), ("key_index_mb", file.key_index_mb)] {
+        for (name, mb) in [
+            ("cache_mb", file.cache_mb),
+            ("key_index_mb", file.key_index_mb),
+            ("current_cache_mb", file.current_cache_mb),
+        ] {
             if let Some(mb) = mb.filter(|mb| mb.checked_mul(1 << 20).is_none()) {
                 anyhow::bail!("config {name} = {mb}: more memory than this machine can address");
             }
@@ -134,6 +146,7 @@ impl Config {
             schema_dir: schema_dir.or(file.schema_dir),
             cache_mb: file.cache_mb.unwrap_or(1024),
             key_index_mb: file.key_index_mb.unwrap_or(StoreOptions::default().key_index_bytes >> 20),
+            current_cache_mb: file.current_cache_mb.unwrap_or(StoreOptions::default().current_cache_bytes >> 20),
             bits: file.bits,
             logs: file.logs,
             prepare_streams: file.stream.prepare_in_background.unwrap_or(true),

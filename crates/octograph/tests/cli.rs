@@ -231,6 +231,10 @@ fn bits_from_the_command_line() {
     fails_with(&octograph(d, &["bits", "list"]), "key_index_mb = 18446744073709551615");
     std::fs::write(d.join("octograph.toml"), "key_index_mb = -1\n").unwrap();
     fails_with(&octograph(d, &["bits", "list"]), "key_index_mb");
+    std::fs::write(d.join("octograph.toml"), "current_cache_mb = 18446744073709551615\n").unwrap();
+    fails_with(&octograph(d, &["bits", "list"]), "current_cache_mb = 18446744073709551615");
+    std::fs::write(d.join("octograph.toml"), "current_cache_mb = \"lots\"\n").unwrap();
+    fails_with(&octograph(d, &["bits", "list"]), "current_cache_mb");
 }
 
 #[test]
