@@ -405,20 +405,17 @@ async fn metrics_and_openapi() {
     assert!(text.contains("octograph_http_request_duration_seconds_bucket"), "{text}");
     assert!(text.contains(r#"octograph_events_total{organisation="acme"}"#), "{text}");
     assert!(text.contains(r#"octograph_store_bytes{organisation="acme"}"#), "{text}");
-    // The object listed above is held in the key index.
-    let index_bytes: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix(r#"octograph_key_index_bytes{organisation="acme"} "#))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no key index gauge in {text}"));
-    assert!(index_bytes > 0, "{text}");
-    // And the object read above is held in the cache of current answers.
-    let cache_bytes: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix(r#"octograph_current_cache_bytes{organisation="acme"} "#))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no current cache gauge in {text}"));
-    assert!(cache_bytes > 0, "{text}");
+    // The object listed above is held in the key index, and the object read above in the
+    // cache of current answers.
+    let gauge = |name: &str| -> u64 {
+        let prefix = format!(r#"{name}{{organisation="acme"}} "#);
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert!(gauge("octograph_key_index_bytes") > 0, "{text}");
+    assert!(gauge("octograph_current_cache_bytes") > 0, "{text}");
     assert!(text.contains("octograph_bit_runs"), "{text}");
 
     let (st, api) = s.get("/openapi.json").await;
