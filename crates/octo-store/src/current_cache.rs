@@ -9,8 +9,8 @@
 //! lookup.
 //!
 //! Correctness rests on three rules:
-//! - A commit removes every key it wrote (and every key whose referrers it changed), and
-//!   advances [`CurrentCache::recorded`] to its transaction, before it becomes visible.
+//! - Before it becomes visible, a commit advances `recorded` to its transaction, then removes
+//!   every key it wrote and every key whose referrer list it changed.
 //! - An answer read by a snapshot of transaction `S` is kept only while `recorded` is `S`
 //!   (checked before and after the insert, so a commit that removes the key in between cannot be
 //!   overtaken).
