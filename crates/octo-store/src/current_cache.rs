@@ -123,24 +123,24 @@ impl CurrentCache {
         }
     }
 
-    /// Takes out what transaction `tx_id` wrote, before it becomes visible: the keys it wrote
-    /// versions of and the targets of the references it wrote.
-    pub(crate) fn record<'a>(
-        &self,
-        tx_id: u64,
-        keys: impl IntoIterator<Item = &'a str>,
-        targets: impl IntoIterator<Item = &'a str>,
-    ) {
+    /// Records that transaction `tx_id` is about to become visible; then each key it wrote is
+    /// taken out with [`CurrentCache::forget_version`] and each target whose referrers it added
+    /// to with [`CurrentCache::forget_referrers`], all before it is visible.
+    pub(crate) fn record(&self, tx_id: u64) {
         self.recorded.store(tx_id, Ordering::SeqCst);
+    }
+
+    /// Takes out the answer for `key` (a transaction being recorded wrote it).
+    pub(crate) fn forget_version(&self, key: &str) {
         if let Some(cache) = &self.versions {
-            for k in keys {
-                cache.remove(k);
-            }
+            cache.remove(key);
         }
+    }
+
+    /// Takes out the referrer list of `target` (a transaction being recorded added to it).
+    pub(crate) fn forget_referrers(&self, target: &str) {
         if let Some(cache) = &self.referrers {
-            for t in targets {
-                cache.remove(t);
-            }
+            cache.remove(target);
         }
     }
 
@@ -174,17 +174,20 @@ mod tests {
         assert_eq!(c.version("a", 4), None);
         assert_eq!(c.version("a", 5), Some(version("a", "x")));
         // A commit that does not write `a` leaves it.
-        c.record(6, ["b"], []);
+        c.record(6);
+        c.forget_version("b");
         assert_eq!(c.version("a", 6), Some(version("a", "x")));
         // One that writes it takes it out.
-        c.record(7, ["a"], []);
+        c.record(7);
+        c.forget_version("a");
         assert_eq!(c.version("a", 7), None);
     }
 
     #[test]
     fn an_old_snapshot_keeps_nothing() {
         let c = CurrentCache::new(1 << 20, 5);
-        c.record(6, ["a"], []);
+        c.record(6);
+        c.forget_version("a");
         // Read by a snapshot of 5 after 6 was recorded: possibly out of date.
         c.keep_version("a", 5, &version("a", "old"));
         assert_eq!(c.version("a", 6), None);
@@ -192,7 +195,8 @@ mod tests {
         assert_eq!(c.referrers("t", 6), None);
         c.keep_referrers("t", 6, &["a".into()]);
         assert_eq!(c.referrers("t", 6), Some(vec!["a".to_string()]));
-        c.record(7, [], ["t"]);
+        c.record(7);
+        c.forget_referrers("t");
         assert_eq!(c.referrers("t", 7), None);
     }
 
@@ -201,7 +205,8 @@ mod tests {
         let c = CurrentCache::new(1 << 20, 1);
         c.keep_version("gone", 1, &None);
         assert_eq!(c.version("gone", 1), Some(None));
-        c.record(2, ["gone"], []);
+        c.record(2);
+        c.forget_version("gone");
         assert_eq!(c.version("gone", 2), None);
     }
 

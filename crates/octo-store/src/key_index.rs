@@ -50,6 +50,11 @@ impl Touched {
         self.ends.len()
     }
 
+    /// The encoded keys written, in the order written (a key written twice comes twice).
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.iter().map(|(k, _)| k)
+    }
+
     fn iter(&self) -> impl Iterator<Item = (&[u8], (Timestamp, bool))> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts

@@ -328,6 +328,29 @@ impl RedbSnapshot {
     }
 }
 
+/// A batched read answered from the cache of current answers where it holds them: the rest are
+/// read in one batch (`read`, answered in the order asked) and kept.
+fn through_cache<T: Default>(
+    keys: &[&str],
+    cached: impl Fn(&str) -> Option<T>,
+    read: impl FnOnce(&[&str]) -> Result<Vec<T>>,
+    keep: impl Fn(&str, &T),
+) -> Result<Vec<T>> {
+    let mut out: Vec<Option<T>> = keys.iter().map(|k| cached(k)).collect();
+    let missing: Vec<&str> = keys.iter().zip(&out).filter(|(_, o)| o.is_none()).map(|(k, _)| *k).collect();
+    if !missing.is_empty() {
+        let mut read = read(&missing)?.into_iter();
+        for (key, slot) in keys.iter().zip(out.iter_mut()) {
+            if slot.is_none() {
+                let found = read.next().unwrap_or_default();
+                keep(key, &found);
+                *slot = Some(found);
+            }
+        }
+    }
+    Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+}
+
 /// A snapshot's final state, for the key index.
 struct SnapshotState<'a>(&'a ReadOnlyTable<&'static [u8], &'static [u8]>);
 
@@ -365,36 +388,22 @@ impl Reader for RedbSnapshot {
     fn get_many(&self, keys: &[&str], at: AsOf) -> Result<Vec<Option<Version>>> {
         let Some(tx) = self.current_tx(at)? else { return get_many(&self.versions, keys, at) };
         let cache = &self.engine.current;
-        let mut out: Vec<Option<Option<Version>>> = keys.iter().map(|k| cache.version(k, tx)).collect();
-        let missing: Vec<&str> = keys.iter().zip(&out).filter(|(_, o)| o.is_none()).map(|(k, _)| *k).collect();
-        if !missing.is_empty() {
-            let mut read = get_many(&self.versions, &missing, at)?.into_iter();
-            for (key, slot) in keys.iter().zip(out.iter_mut()) {
-                if slot.is_none() {
-                    let found = read.next().unwrap_or(None);
-                    cache.keep_version(key, tx, &found);
-                    *slot = Some(found);
-                }
-            }
-        }
-        Ok(out.into_iter().map(Option::flatten).collect())
+        through_cache(
+            keys,
+            |k| cache.version(k, tx),
+            |missing| get_many(&self.versions, missing, at),
+            |k, found| cache.keep_version(k, tx, found),
+        )
     }
     fn referrer_keys_many(&self, targets: &[&str]) -> Result<Vec<Vec<String>>> {
         let tx = self.tx_id()?;
         let cache = &self.engine.current;
-        let mut out: Vec<Option<Vec<String>>> = targets.iter().map(|t| cache.referrers(t, tx)).collect();
-        let missing: Vec<&str> = targets.iter().zip(&out).filter(|(_, o)| o.is_none()).map(|(t, _)| *t).collect();
-        if !missing.is_empty() {
-            let mut read = referrer_keys_many(&self.refs, &missing)?.into_iter();
-            for (target, slot) in targets.iter().zip(out.iter_mut()) {
-                if slot.is_none() {
-                    let found = read.next().unwrap_or_default();
-                    cache.keep_referrers(target, tx, &found);
-                    *slot = Some(found);
-                }
-            }
-        }
-        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+        through_cache(
+            targets,
+            |t| cache.referrers(t, tx),
+            |missing| referrer_keys_many(&self.refs, missing),
+            |t, found| cache.keep_referrers(t, tx, found),
+        )
     }
     fn scan_type(&self, type_name: &str, at: AsOf, visit: &mut dyn FnMut(Version) -> bool) -> Result<()> {
         scan_type(&self.versions, type_name, at, visit)
@@ -462,9 +471,8 @@ struct Pending {
     journal: RecordBuf,
     /// The keys written so far, for the key index.
     touched: Touched,
-    /// The keys handed to the tables so far and the targets of the references added, for the
-    /// cache of current answers.
-    written: Vec<String>,
+    /// The targets of the references added so far, for the cache of current answers (the keys
+    /// written it takes from `touched`).
     ref_targets: Vec<String>,
     /// The greatest valid time written so far.
     max_valid: Option<Timestamp>,
@@ -520,9 +528,6 @@ impl RedbTransaction {
                 pending.journal.insert(JournalTable::Versions, &k, &v);
                 let (valid, _) = split_times(&k)?;
                 pending.touched.push(&k[..k.len() - 16], valid, Record::is_live(&v)?);
-                if caching {
-                    pending.written.push(decode_key(&k)?.0);
-                }
             }
         }
         if !pending.events.is_empty() {
@@ -548,6 +553,25 @@ impl RedbTransaction {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Takes what this transaction wrote out of the cache of current answers.
+    fn forget_written(&self) -> Result<()> {
+        let current = &self.engine.current;
+        if !current.is_on() {
+            return Ok(());
+        }
+        current.record(self.tx_id);
+        let pending = self.pending.borrow();
+        let mut key = Vec::new();
+        for encoded in pending.touched.keys() {
+            decode_key_into(encoded, &mut key)?;
+            current.forget_version(std::str::from_utf8(&key).map_err(|_| StoreError::Corrupt("key not UTF-8".into()))?);
+        }
+        for target in &pending.ref_targets {
+            current.forget_referrers(target);
         }
         Ok(())
     }
@@ -699,6 +723,10 @@ impl Transaction for RedbTransaction {
     fn commit(mut self: Box<Self>) -> Result<TxReceipt> {
         let wrote_events = self.appended_events;
         self.flush()?;
+        // Before the commit is visible (any time before will do: a snapshot of the transaction
+        // before it keeps nothing from here on), so that no snapshot is given an answer it
+        // changes.
+        self.forget_written()?;
         let ops = self.pending.borrow().ops;
         let receipt = TxReceipt { tx_id: self.tx_id, tx_time: self.tx_time };
         let mut txn = self.txn.take().ok_or_else(|| StoreError::Invalid("transaction already committed".into()))?;
@@ -738,13 +766,7 @@ impl Transaction for RedbTransaction {
             txn.set_durability(redb::Durability::None).map_err(|e| StoreError::Invalid(e.to_string()))?;
             Some(journal.append(receipt.tx_id, record)?)
         };
-        // Before the commit is visible, so no snapshot can see it before the index knows of it,
-        // nor be given an answer it changed.
-        self.engine.current.record(
-            receipt.tx_id,
-            pending.written.iter().map(String::as_str),
-            pending.ref_targets.iter().map(String::as_str),
-        );
+        // Before the commit is visible, so no snapshot can see it before the index knows of it.
         let mut touched = std::mem::take(&mut pending.touched);
         touched.settled_from = self.max_valid;
         self.engine.keys.record(receipt.tx_id, touched);
